@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { envBool, envInt, envKeyRing, envList, parseEnv } from '../shared/env.js';
+
+/**
+ * Every hub setting, read from the environment once at startup. Each field's
+ * description is the documentation (README's configuration table is generated
+ * from it by `npm run docs`).
+ */
+export const hubEnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode; production refuses development-only providers.'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+  HUB_HOST: z.string().default('0.0.0.0').describe('Address the hub listens on.'),
+  HUB_PORT: envInt(0, 65535).default(8080).describe('Port of the hub (HTTP + Socket.IO); 0 picks a free port.'),
+  HUB_PUBLIC_URL: z.string().url().optional().describe('URL clients use to reach the hub (for logs and links).'),
+  HUB_ID: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).optional().describe('Name of this hub process in logs and metrics; random when unset.'),
+  REDIS_URL: z.string().url().describe('Redis connection URL (redis://host:port/db).'),
+  TRUST_PROXY: envBool.default('false').describe('Take client IPs from X-Forwarded-For (only behind a trusted proxy).'),
+  HTTP_BODY_LIMIT: envInt(1024, 10 * 1024 * 1024).default(256 * 1024).describe('Largest accepted HTTP body in bytes.'),
+  SOCKET_MAX_PAYLOAD: envInt(1024, 10 * 1024 * 1024).default(128 * 1024).describe('Largest accepted Socket.IO message in bytes.'),
+  SOCKET_EVENTS_PER_10S: envInt(10, 100000).default(200).describe('Events one socket may send per 10 seconds before it is disconnected as a flooder.'),
+
+  JWT_KEYS: envKeyRing.describe('HS256 verification keys as kid:secret pairs (comma separated); rotation keeps old kids here.'),
+  JWT_SIGNING_KID: z.string().describe('The kid in JWT_KEYS used to sign new access tokens.'),
+  JWT_ISSUER: z.string().default('callhub').describe('iss claim of access tokens.'),
+  JWT_AUDIENCE: z.string().default('callhub-clients').describe('aud claim of access tokens.'),
+  ACCESS_TOKEN_TTL_S: envInt(30, 86400).default(900).describe('Access token lifetime in seconds.'),
+  REFRESH_TOKEN_TTL_S: envInt(300, 365 * 86400).default(30 * 86400).describe('Refresh token lifetime in seconds.'),
+  IDENTITY_HMAC_KEYS: envKeyRing.describe('Keys (kid:secret) for the keyed hashes of phone numbers and address-book entries; the first is current.'),
+
+  OTP_PROVIDER: z.enum(['log', 'webhook']).default('log').describe('How one-time codes are delivered: log (development only) or webhook.'),
+  OTP_WEBHOOK_URL: z.string().url().optional().describe('Gateway URL the webhook provider POSTs { to, channel, code, locale } to.'),
+  OTP_WEBHOOK_SECRET: z.string().min(16).optional().describe('HMAC-SHA256 key for the webhook signature header.'),
+  OTP_TTL_S: envInt(30, 600).default(300).describe('Lifetime of a one-time code in seconds.'),
+  OTP_MAX_ATTEMPTS: envInt(1, 20).default(5).describe('Wrong tries allowed per code.'),
+  OTP_RESEND_COOLDOWN_S: envInt(0, 600).default(30).describe('Minimum seconds between two codes to the same number.'),
+  OTP_PER_NUMBER_PER_HOUR: envInt(1, 1000).default(5).describe('Codes sent to one number per hour.'),
+  OTP_PER_IP_PER_HOUR: envInt(1, 100000).default(20).describe('Codes requested from one client IP per hour.'),
+  OTP_PER_PREFIX_PER_HOUR: envInt(1, 1000000).default(100).describe('Codes sent to one number prefix (country code + first digits) per hour: SMS-pumping defence.'),
+  PHONE_COUNTRIES: envList.optional().describe('Allowed ISO country codes for sign-up (e.g. US,GB,DE); unset allows all.'),
+  DISCOVERY_NEW_NUMBERS_PER_DAY: envInt(1, 1000000).default(2000).describe('New address-book numbers one account may check per day.'),
+
+  CALL_RING_TIMEOUT_S: envInt(5, 600).default(60).describe('Seconds a call rings before it ends as no_answer.'),
+  CALL_CONNECT_TIMEOUT_S: envInt(2, 120).default(10).describe('Seconds after answer for direct media to connect before the call moves to the relay.'),
+  CALL_RECONNECT_GRACE_S: envInt(1, 300).default(20).describe('Seconds a call survives a party\'s lost socket.'),
+  STUN_URLS: envList.default('stun:stun.l.google.com:19302').describe('STUN servers handed to clients.'),
+  TURN_URLS: envList.optional().describe('TURN servers (coturn) handed to clients with REST credentials.'),
+  TURN_SECRET: z.string().min(16).optional().describe('coturn static-auth-secret for REST credentials.'),
+  TURN_TTL_S: envInt(60, 86400).default(600).describe('Lifetime of TURN credentials in seconds.'),
+
+  RELAY_SECRET: z.string().min(16).describe('Shared secret of the hub-to-relay control channel.'),
+  RELAY_REQUEST_TIMEOUT_MS: envInt(100, 60000).default(5000).describe('Timeout of a request to a relay node.'),
+  CONFERENCE_MAX_PARTICIPANTS: envInt(2, 1000).default(16).describe('Largest conference.'),
+
+  CDR_SHARDS: envInt(1, 64).default(4).describe('Number of CDR streams (cdr:{0}..cdr:{n-1}), one hash slot each.'),
+  CDR_RETENTION_DAYS: envInt(1, 3650).default(180).describe('Call records older than this are trimmed.'),
+  CDR_PSEUDONYM_KEYS_BILLING: envKeyRing.describe('Billing pseudonym keys (version:secret); the last is current, older ones stay for support lookups.'),
+  CDR_PSEUDONYM_KEYS_ANALYTICS: envKeyRing.describe('Analytics pseudonym keys (version:secret); the last is current.'),
+  CDR_SPOOL_DIR: z.string().default('var/cdr-spool').describe('Local append-only spool for records Redis could not take.'),
+
+  METRICS_ENABLED: envBool.default('true').describe('Expose Prometheus metrics at /metrics.'),
+  ADMIN_TOKEN: z.string().min(16).optional().describe('Bearer token for operator endpoints (/admin, /metrics when set).'),
+});
+
+export type HubConfig = z.output<typeof hubEnvSchema>;
+
+export function loadHubConfig(env: Record<string, string | undefined> = process.env): HubConfig {
+  return parseEnv(hubEnvSchema, env);
+}

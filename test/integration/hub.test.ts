@@ -1,0 +1,106 @@
+import { expect } from 'chai';
+import type { Hub } from '../../server/Hub.js';
+import { Sessions } from '../../server/identity/Sessions.js';
+import { TestRedis } from '../support/redis.js';
+import { connectSocket, request, startTestHub } from '../support/hub.js';
+
+describe('hub foundation', () => {
+  let redis: TestRedis;
+  let hub: Hub;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    hub = await startTestHub(redis.url);
+  });
+  after(async () => {
+    await hub?.close();
+    await redis?.stop();
+  });
+
+  async function signedIn(userId: string) {
+    const session = await new Sessions(hub.ctx.redis).create(userId, `dev-${userId}`);
+    return hub.ctx.tokens.issue({ userId, sessionId: session.sessionId, deviceId: session.deviceId }).token;
+  }
+
+  it('reports ready on /healthz with Redis checked', async () => {
+    const res = await fetch(`${hub.url}/healthz`);
+    const body = (await res.json()) as { ok: boolean; checks: Record<string, { ok: boolean }> };
+    expect(res.status).to.equal(200);
+    expect(body.checks.redis?.ok).to.equal(true);
+  });
+
+  it('answers unknown routes with a stable error code', async () => {
+    const res = await fetch(`${hub.url}/nope`);
+    expect(res.status).to.equal(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).to.equal('NOT_FOUND');
+  });
+
+  it('refuses a socket without a token or with a forged one', async () => {
+    const noToken = await connectSocket(hub.url, undefined).catch((e: { data?: { code: string } }) => e);
+    expect((noToken as { data?: { code: string } }).data?.code).to.equal('UNAUTHENTICATED');
+    const forged = await connectSocket(hub.url, 'eyJhbGciOiJIUzI1NiJ9.e30.x').catch((e: { data?: { code: string } }) => e);
+    expect((forged as { data?: { code: string } }).data?.code).to.equal('TOKEN_INVALID');
+  });
+
+  it('refuses a token whose session was revoked', async () => {
+    const session = await new Sessions(hub.ctx.redis).create('u-revoked', 'dev1');
+    const { token } = hub.ctx.tokens.issue({ userId: 'u-revoked', sessionId: session.sessionId, deviceId: 'dev1' });
+    await new Sessions(hub.ctx.redis).revoke('u-revoked', session.sessionId);
+    const err = await connectSocket(hub.url, token).catch((e: { data?: { code: string } }) => e);
+    expect((err as { data?: { code: string } }).data?.code).to.equal('SESSION_REVOKED');
+  });
+
+  it('acks requests, rejects unknown events and bad payloads with codes, and keeps serving', async () => {
+    const socket = await connectSocket(hub.url, await signedIn('u1'));
+    try {
+      const pong = await request<{ ok: boolean; serverTime: number }>(socket, 'session:ping', {});
+      expect(pong.ok).to.equal(true);
+      expect(pong.serverTime).to.be.a('number');
+      const unknown = await request<{ ok: boolean; error: { code: string } }>(socket, 'nope:nope', {});
+      expect(unknown).to.deep.include({ ok: false });
+      expect(unknown.error.code).to.equal('UNKNOWN_EVENT');
+      const bad = await request<{ ok: boolean; error: { code: string } }>(socket, 'session:ping', { extra: 1 });
+      expect(bad.error.code).to.equal('VALIDATION_FAILED');
+      const again = await request<{ ok: boolean }>(socket, 'session:ping', {});
+      expect(again.ok).to.equal(true);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('disconnects a flooding socket without affecting another user', async () => {
+    const flooder = await connectSocket(hub.url, await signedIn('flood'));
+    const bystander = await connectSocket(hub.url, await signedIn('calm'));
+    const closing = new Promise<{ reason: string }>((resolve) => flooder.once('session:closing', resolve));
+    for (let i = 0; i < 400; i++) flooder.emit('session:ping', {}, () => undefined);
+    expect((await closing).reason).to.equal('rate_limited');
+    const pong = await request<{ ok: boolean }>(bystander, 'session:ping', {});
+    expect(pong.ok).to.equal(true);
+    flooder.close();
+    bystander.close();
+  });
+
+  it('closes a socket when its access token expires, with a reason', async () => {
+    const session = await new Sessions(hub.ctx.redis).create('u-exp', 'dev1');
+    const shortHub = await startTestHub(redis.url, {
+      ACCESS_TOKEN_TTL_S: '30',
+      JWT_KEYS: [...hub.ctx.config.JWT_KEYS].map(([k, v]) => `${k}:${v}`).join(','),
+    });
+    try {
+      const { token } = shortHub.ctx.tokens.issue({ userId: 'u-exp', sessionId: session.sessionId, deviceId: 'dev1' });
+      const socket = await connectSocket(shortHub.url, token);
+      // Pretend the token is about to lapse by refreshing with a token that expires in 1 s.
+      const jwt = (await import('jsonwebtoken')).default;
+      const soon = jwt.sign({ sid: session.sessionId, did: 'dev1' }, hub.ctx.config.JWT_KEYS.get('k1')!, {
+        keyid: 'k1', subject: 'u-exp', issuer: 'callhub', audience: 'callhub-clients', expiresIn: 1,
+      });
+      const refreshed = await request<{ ok: boolean }>(socket, 'session:refresh', { accessToken: soon });
+      expect(refreshed.ok).to.equal(true);
+      const closing = await new Promise<{ reason: string }>((resolve) => socket.once('session:closing', resolve));
+      expect(closing.reason).to.equal('token_expired');
+      socket.close();
+    } finally {
+      await shortHub.close();
+    }
+  });
+});

@@ -1,0 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import { loadHubConfig, type HubConfig } from '../../server/config.js';
+
+const secret = () => randomBytes(24).toString('hex');
+
+/** Environment for a hub under test: fresh secrets, port 0, webhook settings as given. */
+export function testHubEnv(redisUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    HUB_HOST: '127.0.0.1',
+    HUB_PORT: '0',
+    REDIS_URL: redisUrl,
+    JWT_KEYS: `k1:${secret()}`,
+    JWT_SIGNING_KID: 'k1',
+    IDENTITY_HMAC_KEYS: `i1:${secret()}`,
+    RELAY_SECRET: secret(),
+    CDR_PSEUDONYM_KEYS_BILLING: `1:${secret()}`,
+    CDR_PSEUDONYM_KEYS_ANALYTICS: `1:${secret()}`,
+    CDR_SPOOL_DIR: `/tmp/callhub-spool-${randomBytes(4).toString('hex')}`,
+    ...overrides,
+  };
+}
+
+export function testHubConfig(redisUrl: string, overrides: Record<string, string> = {}): HubConfig {
+  return loadHubConfig(testHubEnv(redisUrl, overrides));
+}
