@@ -39,6 +39,7 @@ mocha_stage() {
 
 check "lint" npx eslint .
 check "typecheck" npx tsc -p tsconfig.json --noEmit
+check "docs up to date" node --import tsx scripts/gen-docs.ts --check
 mocha_stage "unit" 'test/unit/**/*.test.ts'
 mocha_stage "integration" 'test/integration/**/*.test.ts'
 if compgen -G 'test/e2e/*.test.ts' >/dev/null; then

@@ -15,6 +15,7 @@ import { PhoneHasher } from './identity/PhoneHasher.js';
 import { HubEvents } from './HubEvents.js';
 import { installErrorHandler } from './http/errors.js';
 import { registerHealthRoutes } from './http/health.js';
+import { registerWeb } from './http/web.js';
 
 export interface HubStartOptions {
   /** Use this logger instead of creating one (tests pass a silent one). */
@@ -95,6 +96,7 @@ export class Hub {
     // handlers and closers on the context.
     gateway.handle('session:ping', () => ({ serverTime: Date.now() }));
     registerHealthRoutes(ctx);
+    registerWeb(ctx);
 
     await app.listen({ host: config.HUB_HOST, port: config.HUB_PORT });
     const port = (app.server.address() as AddressInfo).port;

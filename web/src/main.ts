@@ -1,0 +1,3 @@
+const app = document.getElementById('app')!;
+app.dataset.state = 'signin';
+app.textContent = 'callhub';
