@@ -15,6 +15,8 @@ import { PhoneHasher } from './identity/PhoneHasher.js';
 import { HubEvents } from './HubEvents.js';
 import { installErrorHandler } from './http/errors.js';
 import { registerHealthRoutes } from './http/health.js';
+import { registerMetricsRoutes } from './http/metrics.js';
+import { HubMetrics } from './metrics/HubMetrics.js';
 import { registerWeb } from './http/web.js';
 
 export interface HubStartOptions {
@@ -96,6 +98,11 @@ export class Hub {
     // handlers and closers on the context.
     gateway.handle('session:ping', () => ({ serverTime: Date.now() }));
     registerHealthRoutes(ctx);
+    if (config.METRICS_ENABLED) {
+      const metrics = new HubMetrics(hubId);
+      metrics.attach(ctx);
+      registerMetricsRoutes(ctx, metrics);
+    }
     registerWeb(ctx);
 
     await app.listen({ host: config.HUB_HOST, port: config.HUB_PORT });

@@ -103,4 +103,19 @@ describe('hub foundation', () => {
       await shortHub.close();
     }
   });
+
+  it('exposes Prometheus metrics without personal labels', async () => {
+    const socket = await connectSocket(hub.url, await signedIn('metrics-user'));
+    hub.ctx.events.emit('call:ended', {
+      callId: 'c-metrics', kind: 'p2p', parties: [{ userId: 'metrics-user', role: 'caller' }],
+      createdAt: 1000, answeredAt: 3000, endedAt: 63000, disposition: 'ANSWERED', endReason: 'completed',
+      hangupBy: 'caller', mediaPath: 'direct', participantCount: 2,
+    });
+    const text = await (await fetch(`${hub.url}/metrics`)).text();
+    socket.close();
+    expect(text).to.match(/callhub_sockets_connected\{hub="[^"]+"\} [1-9]/);
+    expect(text).to.contain('callhub_calls_ended_total{kind="p2p",disposition="ANSWERED",media_path="direct"');
+    expect(text).to.match(/callhub_call_setup_seconds_sum\{hub="[^"]+"\} 2/);
+    expect(text).not.to.contain('metrics-user');
+  });
 });
