@@ -3,8 +3,9 @@
 #
 # mediasoup's own install path downloads a prebuilt worker or lets meson fetch
 # subprojects; neither works here (only npm and Debian's archive are reachable)
-# so we build the worker against Debian 12's libraries instead. The recipe is
-# described in /work/shared/REFERENCE.md section 1.
+# so we build the worker against Debian 12's libraries instead
+# (worker-meson-rewrite.py swaps the subprojects for system packages, and
+# worker-patches/ holds our fixes to the worker sources).
 #
 # A build takes minutes, so the binary is cached outside the checkout, keyed by
 # the mediasoup version and a hash of everything that shapes the build (this

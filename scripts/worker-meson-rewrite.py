@@ -4,8 +4,9 @@
 Upstream's meson.build pulls every third-party library in as a meson
 subproject, which downloads sources at configure time. This machine only
 reaches Debian's archive and npm, so we swap each subproject for the matching
-system package found through pkg-config (see docs in /work/shared/REFERENCE.md,
-section 1).
+system package found through pkg-config. mediasoup 3.12.16's pinned
+subprojects match Debian 12's versions (abseil 20220623, libsrtp 2.5, libuv
+1.44, openssl 3.0, usrsctp, nlohmann-json), which is why that release is used.
 
 Usage: worker-meson-rewrite.py <copied worker dir>
 

@@ -13,4 +13,46 @@ export const keys = {
   userDevices: (uid: string) => `user:{${uid}}:devices`,
   /** string: keyed hash of an E.164 number -> user id. */
   phoneIndex: (phoneHash: string) => `phone:${phoneHash}`,
+  /** hash: the user's address book: keyed hash of a number or email -> JSON { ids: client ids, anon }. Never names or plain values. */
+  userBook: (uid: string) => `user:{${uid}}:book`,
+  /** string counter (fixed window, TTL): a per-user quota, e.g. `discovery` (new numbers checked per day). */
+  userQuota: (uid: string, name: string) => `user:{${uid}}:quota:${name}`,
+  /** set: user ids whose address book holds this keyed number/email hash (reverse index for contact:joined). One slot per hash. */
+  contactOwners: (identifierHash: string) => `contacts:owners:{${identifierHash}}`,
+  /** hash: the pending one-time code of a number (keyed hash of code, attempts, sentAt), TTL = code lifetime. */
+  otp: (phoneHash: string) => `otp:{${phoneHash}}`,
+  /** Rate-limit window (string counter or sorted set, TTL). `id` is a keyed hash or a number prefix, never a plain number or IP. */
+  rateLimit: (scope: string, id: string) => `rl:${scope}:{${id}}`,
+  /**
+   * 1:1 calls. Every call key shares the `{calls}` hash tag: a transition that
+   * touches a call and both parties' busy slots is one atomic script, on Redis
+   * Cluster too (call setup rates are far below one shard's throughput).
+   */
+  /** hash: one call (state, parties, bound devices, timestamps, reports), TTL. */
+  call: (callId: string) => `call:{calls}:${callId}`,
+  /** list: the caller's signals sent before the answer (for devices that come online while ringing), TTL. */
+  callEarlySignals: (callId: string) => `call:{calls}:${callId}:early`,
+  /** set: session ids of the callee's devices ringing for the call, TTL. */
+  callRinging: (callId: string) => `call:{calls}:${callId}:ringing`,
+  /** string: the call a user is in (busy slot), TTL. */
+  userCall: (uid: string) => `call:{calls}:user:${uid}`,
+  /** sorted set: `<callId>|<timer>` scored by due time (epoch ms); every hub scans it, one claims each entry. */
+  callTimers: () => 'call:{calls}:due',
+
+  // Call records. Each shard stream has its own hash tag, so a cluster spreads
+  // them; a shard's idempotency markers share its tag (atomic with the XADD).
+  /** stream: call records of shard n (0..CDR_SHARDS-1). */
+  cdrShard: (n: number) => `cdr:{${n}}`,
+  /** hash: eventId -> stream id of records of shard n that ended on `day` (YYYY-MM-DD, UTC); TTL. */
+  cdrSeen: (n: number, day: string) => `cdr:{${n}}:seen:${day}`,
+  /** stream: entries a consumer group gave up on, with where they came from. */
+  cdrDead: () => 'cdr:dead',
+  /** stream: one entry per support lookup (operator, reason, count; no phone number). */
+  cdrAudit: () => 'cdr:audit',
+  /**
+   * A consumer group's keys for one month (`YYYY-MM`), all in one slot so an
+   * aggregate update and its idempotency marker are one atomic script:
+   * `cdr:{<group>:<month>}:<suffix>` (suffix e.g. `month`, `day:2024-06-01`, `done:2024-06-01`).
+   */
+  cdrGroupMonth: (group: string, month: string, suffix: string) => `cdr:{${group}:${month}}:${suffix}`,
 };

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
+import type { FastifyReply } from 'fastify';
 import type { HubContext } from '../HubContext.js';
 import { AppError } from '../../shared/protocol/errors.js';
 import { sendError } from './errors.js';
@@ -50,7 +51,7 @@ export function registerWeb(ctx: HubContext, distDir = WEB_DIST_DIR): void {
     ctx.log.warn('web bundle missing; run `npm run build:web` to serve the softphone');
   }
 
-  const sendIndex = (reply: Parameters<Parameters<typeof app.get>[1]>[1]) => {
+  const sendIndex = (reply: FastifyReply) => {
     if (!served || !built()) {
       return sendError(reply, new AppError('UNAVAILABLE', 'The web softphone is not built; run `npm run build:web`'));
     }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { keys } from '../keys.js';
 import type { PhoneHasher } from './PhoneHasher.js';
+import { RedisScript } from './RedisScript.js';
 
 export interface Profile {
   userId: string;
@@ -12,6 +13,36 @@ export interface Profile {
   age?: number;
   gender?: string;
 }
+
+export interface ProfilePatch {
+  displayName?: string;
+  /** null clears. */
+  age?: number | null;
+  /** null clears. */
+  gender?: string | null;
+}
+
+// Writes a profile only if none exists. Returns 1 when written.
+const CREATE_PROFILE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`);
+
+// Applies a patch to an existing profile. ARGV: pairs of field, value; an empty value deletes.
+const PATCH_PROFILE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+`);
+
+// Removes the phone index only while it still names this user.
+const UNINDEX = new RedisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+`);
 
 /**
  * User accounts in Redis: `user:{uid}` holds the profile; the number is found
@@ -36,23 +67,43 @@ export class Accounts {
 
   /**
    * Creates the account for a verified number, or returns the existing one.
-   * Atomic: the phone index is claimed with SET NX so two verifications of the
-   * same number at once produce one account.
+   * The phone index (its own hash slot) is claimed with SET NX, so two
+   * verifications of the same number at once produce one account; the profile
+   * is then written only if absent, so whichever verification gets there
+   * first completes it even if the claimer died in between.
    */
-  async findOrCreate(e164: string, displayName: string | null = null): Promise<{ profile: Profile; created: boolean }> {
+  async findOrCreate(
+    e164: string,
+    displayName: string | null = null,
+    extra: { age?: number } = {},
+  ): Promise<{ profile: Profile; created: boolean }> {
     const indexKey = keys.phoneIndex(this.phoneHasher.hash(e164));
     const candidate = Accounts.newUserId();
     const claimed = await this.redis.set(indexKey, candidate, 'NX');
     const userId = claimed ? candidate : await this.redis.get(indexKey);
     if (!userId) throw new Error('phone index vanished during sign-up');
-    if (claimed) {
-      const profile: Profile = { userId, phone: e164, displayName, createdAt: Date.now() };
-      await this.redis.hset(keys.user(userId), encodeProfile(profile));
-      return { profile, created: true };
-    }
+    const fresh: Profile = { userId, phone: e164, displayName, createdAt: Date.now() };
+    if (extra.age !== undefined) fresh.age = extra.age;
+    const written = await CREATE_PROFILE.run(this.redis, [keys.user(userId)], Object.entries(encodeProfile(fresh)).flat());
+    if (written === 1) return { profile: fresh, created: true };
     const profile = await this.get(userId);
     if (!profile) throw new Error('account index points to a missing profile');
     return { profile, created: false };
+  }
+
+  /** Updates an existing profile; null when the account does not exist. */
+  async update(userId: string, patch: ProfilePatch): Promise<Profile | null> {
+    const args: string[] = [];
+    if (patch.displayName !== undefined) args.push('displayName', patch.displayName);
+    if (patch.age !== undefined) args.push('age', patch.age === null ? '' : String(patch.age));
+    if (patch.gender !== undefined) args.push('gender', patch.gender ?? '');
+    if (args.length > 0 && (await PATCH_PROFILE.run(this.redis, [keys.user(userId)], args)) !== 1) return null;
+    return this.get(userId);
+  }
+
+  /** Drops the number -> user index if it still names this user (erasure). */
+  async unindexPhone(e164: string, userId: string): Promise<void> {
+    await UNINDEX.run(this.redis, [keys.phoneIndex(this.phoneHasher.hash(e164))], [userId]);
   }
 }
 

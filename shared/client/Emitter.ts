@@ -4,9 +4,9 @@
  * the others; the error is handed to `onListenerError`.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type EventMap = Record<string, (...args: any[]) => void>;
+export type EventMap<E> = { [K in keyof E]: (...args: any[]) => void };
 
-export class Emitter<E extends EventMap> {
+export class Emitter<E extends EventMap<E>> {
   readonly #listeners = new Map<keyof E, Set<E[keyof E]>>();
   onListenerError: (err: unknown, event: keyof E) => void = () => undefined;
 
