@@ -135,11 +135,12 @@ export class Room extends EventEmitter<RoomEvents> {
   }
 
   /**
-   * Adds a peer (or starts it over: a peer that is already here is closed
-   * first). Joins run one at a time so two of them never both open a router.
+   * Adds a peer, or starts it over: a peer that is already here is closed
+   * first, unless `resume` asks to keep it. Joins run one at a time so two of
+   * them never both open a router.
    */
-  join(peerId: string): Promise<Participant> {
-    const run = this.#joins.then(() => this.#join(peerId));
+  join(peerId: string, opts: { resume?: boolean } = {}): Promise<{ participant: Participant; resumed: boolean }> {
+    const run = this.#joins.then(() => this.#join(peerId, opts.resume ?? false));
     this.#joins = run.catch(() => undefined);
     return run;
   }
@@ -208,9 +209,11 @@ export class Room extends EventEmitter<RoomEvents> {
     this.removeAllListeners();
   }
 
-  async #join(peerId: string): Promise<Participant> {
+  async #join(peerId: string, resume: boolean): Promise<{ participant: Participant; resumed: boolean }> {
     this.#assertOpen();
-    this.#peers.get(peerId)?.close();
+    const existing = this.#peers.get(peerId);
+    if (existing && resume) return { participant: existing, resumed: true };
+    existing?.close();
     const slot = await this.#slotForNewPeer();
     this.#assertOpen();
     const participant = new Participant({
@@ -242,7 +245,7 @@ export class Room extends EventEmitter<RoomEvents> {
       if (!this.#closed) this.emit('transportClosed', { peerId, transportId, reason });
     });
     participant.once('closed', () => this.#onParticipantClosed(participant, slot));
-    return participant;
+    return { participant, resumed: false };
   }
 
   #onParticipantClosed(participant: Participant, slot: RouterSlot): void {

@@ -15,9 +15,13 @@ import { PhoneHasher } from './identity/PhoneHasher.js';
 import { HubEvents } from './HubEvents.js';
 import { installErrorHandler } from './http/errors.js';
 import { registerHealthRoutes } from './http/health.js';
+import { registerIdentity } from './identity/register.js';
 import { registerMetricsRoutes } from './http/metrics.js';
 import { HubMetrics } from './metrics/HubMetrics.js';
 import { registerWeb } from './http/web.js';
+import { registerCdr } from './cdr/registerCdr.js';
+import { registerCalls } from './calls/registerCalls.js';
+import { registerRelay } from './relay/registerRelay.js';
 
 export interface HubStartOptions {
   /** Use this logger instead of creating one (tests pass a silent one). */
@@ -98,6 +102,10 @@ export class Hub {
     // handlers and closers on the context.
     gateway.handle('session:ping', () => ({ serverTime: Date.now() }));
     registerHealthRoutes(ctx);
+    registerIdentity(ctx);
+    await registerCdr(ctx); // before calls/conference: closes after them, so calls ended at shutdown are recorded
+    registerRelay(ctx); // before calls/conference: they use ctx.relay, and it closes after them
+    registerCalls(ctx);
     if (config.METRICS_ENABLED) {
       const metrics = new HubMetrics(hubId);
       metrics.attach(ctx);

@@ -8,6 +8,8 @@ import type { Sessions } from './identity/Sessions.js';
 import type { Accounts } from './identity/Accounts.js';
 import type { PhoneHasher } from './identity/PhoneHasher.js';
 import type { HubEvents } from './HubEvents.js';
+import type { CallService } from './calls/CallService.js';
+import type { RelayServices } from './relay/registerRelay.js';
 
 /** A readiness check: resolves (optionally with a detail string) when healthy, rejects otherwise. */
 export type HealthCheck = () => Promise<string | undefined>;
@@ -31,6 +33,10 @@ export interface HubContext {
   readonly phoneHasher: PhoneHasher;
   readonly events: HubEvents;
   readonly healthChecks: Map<string, HealthCheck>;
+  /** 1:1 calls (set by registerCalls): relay fallback hook, relay marking, ending calls from other subsystems. */
+  calls?: CallService;
+  /** Relay rooms, media membership and client media signaling (set by registerRelay). */
+  relay?: RelayServices;
   /** Registers a closer; closers run in reverse order of registration on shutdown. */
   onClose(fn: () => Promise<void> | void): void;
 }

@@ -58,6 +58,12 @@ export const hubEnvSchema = z.object({
 
   RELAY_SECRET: z.string().min(16).describe('Shared secret of the hub-to-relay control channel.'),
   RELAY_REQUEST_TIMEOUT_MS: envInt(100, 60000).default(5000).describe('Timeout of a request to a relay node.'),
+  RELAY_MAX_LOAD: z.coerce.number().min(0.05).max(1).default(0.8).describe('Relay nodes reporting a higher load (0..1) get no new rooms while others are below it.'),
+  RELAY_PLACEMENT_WINDOW_MS: envInt(100, 600_000).default(5000).describe('How long a room placed on a relay node counts toward that node\'s load before its next reports show it (against herding in bursts).'),
+  RELAY_PLACEMENT_ROOM_COST: z.coerce.number().min(0).max(1).default(0.02).describe('Load (0..1) one recently placed room adds to a node\'s figure during the placement window.'),
+  RELAY_ROOM_TTL_S: envInt(60, 30 * 86400).default(86400).describe('Lifetime of a room -> relay node mapping in Redis, refreshed whenever the room is opened (a safety net; rooms are unmapped when closed).'),
+  RELAY_DIRECTORY_REFRESH_MS: envInt(100, 60_000).default(1000).describe('How often the hub reads the relay registry and connects to new nodes.'),
+  RELAY_REQUIRED: envBool.default('true').describe('Whether /healthz fails while no relay node is serving (a hub without relays still carries direct calls; set false to keep it in rotation).'),
   CONFERENCE_MAX_PARTICIPANTS: envInt(2, 1000).default(16).describe('Largest conference.'),
 
   CDR_SHARDS: envInt(1, 64).default(4).describe('Number of CDR streams (cdr:{0}..cdr:{n-1}), one hash slot each.'),

@@ -1,3 +1,5 @@
+import { relayRegistryKeys } from '../shared/protocol/relayControl.js';
+
 /**
  * The Redis key plan, in one place. A user's own keys share the `{uid}` hash
  * tag so per-user transactions and complete erasure work on Redis Cluster
@@ -55,4 +57,17 @@ export const keys = {
    * `cdr:{<group>:<month>}:<suffix>` (suffix e.g. `month`, `day:2024-06-01`, `done:2024-06-01`).
    */
   cdrGroupMonth: (group: string, month: string, suffix: string) => `cdr:{${group}:${month}}:${suffix}`,
+
+  // Relay registry and placement. Node keys are written by relay nodes
+  // (shared/protocol/relayControl.ts relayRegistryKeys is the source of truth).
+  /** sorted set: relay node id scored by the epoch ms of its last load report. */
+  relayNodes: () => relayRegistryKeys.nodes,
+  /** string: a relay node's JSON load report, TTL of a few report intervals (gone = node gone). */
+  relayNode: (nodeId: string) => relayRegistryKeys.node(nodeId),
+  /** counter: rooms placed on a node in the current placement window, TTL RELAY_PLACEMENT_WINDOW_MS; one slot for the placement script. */
+  relayPlaced: (nodeId: string) => `relay:{placed}:${nodeId}`,
+  /** string: the relay node a room lives on, TTL RELAY_ROOM_TTL_S (refreshed on open). */
+  relayRoom: (roomId: string) => `relay:room:${roomId}`,
+  /** set: `userId:deviceId` allowed to use a room's media, TTL RELAY_ROOM_TTL_S. */
+  mediaMembers: (roomId: string) => `media:members:${roomId}`,
 };

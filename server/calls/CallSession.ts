@@ -225,7 +225,7 @@ export function toFact(call: CallRecord): CallEndedFact {
     endReason: call.endReason ?? 'failed',
     hangupBy: call.hangupBy ?? 'system',
     mediaPath: call.connectedAt === undefined ? 'none' : call.relayed ? 'relay' : 'direct',
-    participantCount: call.answeredAt === undefined ? 1 : 2,
+    participantCount: 2,
   };
   if (call.ringingAt !== undefined) fact.ringingAt = call.ringingAt;
   if (call.answeredAt !== undefined) fact.answeredAt = call.answeredAt;

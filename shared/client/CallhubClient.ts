@@ -3,8 +3,12 @@ import { ClientError } from './ClientError.js';
 import { Connection, type ConnectionState, type NoticePayload, type RequestPayload, type RequestResult } from './Connection.js';
 import { Emitter } from './Emitter.js';
 import { identityRoutes, type HttpRouteSpec } from '../protocol/identity.js';
-import { contactsRoutes, type ContactEntry } from '../protocol/contacts.js';
+import { contactsRoutes } from '../protocol/contacts.js';
 import { HttpApi, type FetchLike, type RouteBody, type RouteReply } from './HttpApi.js';
+import { CallManager } from './CallManager.js';
+import type { RelayJoiner } from './Call.js';
+import { defaultMediaEnvironment, type MediaEnvironment } from './MediaEnvironment.js';
+import { SDK_VERSION } from './version.js';
 import { decodeJwtClaims, MemoryTokenStore, type StoredSession, type TokenStore } from './TokenStore.js';
 
 export type ClientState = 'signedOut' | ConnectionState;
@@ -22,6 +26,20 @@ export interface CallhubClientOptions {
   requestTimeoutMs?: number;
   /** fetch implementation (default: the global one). */
   fetch?: FetchLike;
+  /** WebRTC primitives (default: the browser's globals; React Native: react-native-webrtc's). */
+  media?: MediaEnvironment;
+  /**
+   * Loads the relay media path (mediasoup-client). Default: the SDK's own
+   * `RelayMedia` module, loaded only when a call or conference needs it.
+   */
+  relay?: () => Promise<RelayJoiner>;
+  /** Reported with calls (goes into call records). */
+  appVersion?: string;
+  /** Test-only switches. */
+  testing?: {
+    /** Drop every ICE candidate of 1:1 calls so direct media cannot connect (exercises the move to the relay). */
+    blockDirectMedia?: boolean;
+  };
 }
 
 export interface ClientEvents {
@@ -41,6 +59,8 @@ export interface ClientEvents {
 export class CallhubClient extends Emitter<ClientEvents> {
   readonly url: string;
   readonly http: HttpApi;
+  /** 1:1 calls: `calls.call(...)`, `calls.on('incoming', ...)`. */
+  readonly calls: CallManager;
   readonly #opts: CallhubClientOptions;
   readonly #store: TokenStore;
   #session: StoredSession | null = null;
@@ -49,6 +69,8 @@ export class CallhubClient extends Emitter<ClientEvents> {
   #refreshing: Promise<void> | undefined;
   #noticeSubs: NoticeSub[] = [];
   #closed = false;
+  #connectedListeners = new Set<(info: { first: boolean; recovered: boolean }) => void>();
+  #connectedOnce = false;
 
   constructor(opts: CallhubClientOptions) {
     super();
@@ -59,6 +81,20 @@ export class CallhubClient extends Emitter<ClientEvents> {
     if (!fetchFn) throw new TypeError('CallhubClient needs fetch (pass options.fetch on engines without it)');
     this.http = new HttpApi(this.url, fetchFn, opts.requestTimeoutMs ?? 10_000);
     this.onListenerError = (err) => this.emit('error', err);
+    const platform = opts.device?.platform ?? 'web';
+    this.calls = new CallManager(this, {
+      media: opts.media ?? defaultMediaEnvironment(),
+      relay: opts.relay ?? (async () => (await import('./RelayMedia.js')).relayJoiner()),
+      appVersion: opts.appVersion ?? SDK_VERSION,
+      platform,
+      blockDirectMedia: opts.testing?.blockDirectMedia === true,
+    });
+  }
+
+  /** Runs `listener` on every (re)connection of the hub socket; `first` is true for the first one. */
+  onConnected(listener: (info: { first: boolean; recovered: boolean }) => void): () => void {
+    this.#connectedListeners.add(listener);
+    return () => this.#connectedListeners.delete(listener);
   }
 
   get session(): Readonly<StoredSession> | null {
@@ -128,6 +164,17 @@ export class CallhubClient extends Emitter<ClientEvents> {
         requestTimeoutMs: this.#opts.requestTimeoutMs ?? 10_000,
       });
       connection.on('state', () => this.emit('state', this.state));
+      connection.on('connected', ({ recovered }) => {
+        const first = !this.#connectedOnce;
+        this.#connectedOnce = true;
+        for (const l of [...this.#connectedListeners]) {
+          try {
+            l({ first, recovered });
+          } catch (err) {
+            this.emit('error', err);
+          }
+        }
+      });
       connection.on('authFailed', () => {
         if (!this.#session?.refreshToken) return;
         this.refresh().then(() => connection.reconnectNow(), (err: unknown) => this.emit('error', err));
@@ -174,7 +221,7 @@ export class CallhubClient extends Emitter<ClientEvents> {
   }
 
   /** Replaces the address book; the reply says which entries are users. */
-  uploadContacts(entries: ContactEntry[]): Promise<RouteReply<typeof contactsRoutes.contactsPut>> {
+  uploadContacts(entries: RouteBody<typeof contactsRoutes.contactsPut>['entries']): Promise<RouteReply<typeof contactsRoutes.contactsPut>> {
     return this.api(contactsRoutes.contactsPut, { entries });
   }
 
@@ -182,6 +229,7 @@ export class CallhubClient extends Emitter<ClientEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.calls.close();
     clearTimeout(this.#refreshTimer);
     this.#connection?.close();
     this.#connection = undefined;

@@ -146,6 +146,8 @@ export const callsRequests = {
       peer: CallParty,
       /** On glare: the other side's offer, if it sent one, to answer with call:signal. */
       sdp: Sdp.optional(),
+      /** On glare: the candidates the other side sent before this answer. */
+      candidates: z.array(IceCandidate).optional(),
       endReason: CallEndReason.optional(),
       iceServers: z.array(IceServer),
     }),

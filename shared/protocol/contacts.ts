@@ -19,7 +19,7 @@ export const contactsNotices = {
 };
 
 /** The client's own id for an entry (e.g. the phone's contact id); stored so matches and notices can name the entry. */
-export const ContactClientId = z.string().min(1).max(64);
+export const ContactClientId = z.string().min(1).max(64).regex(/^\S+$/, 'must not contain whitespace');
 
 /**
  * One address-book entry. Numbers may be in national format (read in the

@@ -91,9 +91,9 @@ export const relayControlRequests = {
     description: 'Close the room and everything in it. Idempotent.',
   }),
   'peer.join': request({
-    request: z.object(Peer).strict(),
-    response: z.object({ rtpCapabilities: RouterRtpCapabilities, producers: z.array(ProducerInfo) }),
-    description: 'Add a peer to an existing room (ROOM_NOT_FOUND otherwise). A peer that is already there starts over: its previous transports are closed. Returns the producers it can consume.',
+    request: z.object({ ...Peer, resume: z.boolean().optional() }).strict(),
+    response: z.object({ rtpCapabilities: RouterRtpCapabilities, producers: z.array(ProducerInfo), resumed: z.boolean() }),
+    description: 'Add a peer to an existing room (ROOM_NOT_FOUND otherwise). A peer that is already there starts over (its previous transports are closed) unless `resume` is set, which keeps it as it is (resumed: true). Returns the producers it can consume.',
   }),
   'peer.leave': request({
     request: z.object(Peer).strict(),
@@ -164,7 +164,7 @@ export const relayControlRequests = {
 
 export const RoomLostReason = z.enum(['worker_died', 'node_shutdown']);
 export const TransportClosedReason = z.enum(['ice_failed', 'dtls_failed', 'connect_timeout']);
-export const ConsumerClosedReason = z.enum(['producer_closed', 'transport_closed']);
+export const ConsumerClosedReason = z.enum(['producer_closed']);
 
 export const relayControlNotices = {
   'room.activeSpeaker': notice({
@@ -240,11 +240,15 @@ export const RelayNodeReport = z.object({
 });
 export type RelayNodeReport = z.infer<typeof RelayNodeReport>;
 
+/**
+ * Registry keys share one hash tag, so the relay's report (SET + ZADD in one
+ * MULTI) and the hubs' MGET of every node work on Redis Cluster too.
+ */
 export const relayRegistryKeys = {
   /** sorted set: nodeId scored by the epoch ms of its last report. */
-  nodes: 'relay:nodes',
+  nodes: 'relay:{registry}:nodes',
   /** string (JSON RelayNodeReport) with a TTL of a few report intervals: gone = node gone. */
-  node: (nodeId: string) => `relay:node:${nodeId}`,
+  node: (nodeId: string) => `relay:{registry}:node:${nodeId}`,
 };
 
 /** A node whose last report is older than this many report intervals is not used. */

@@ -15,6 +15,8 @@ export function testHubEnv(redisUrl: string, overrides: Record<string, string> =
     JWT_SIGNING_KID: 'k1',
     IDENTITY_HMAC_KEYS: `i1:${secret()}`,
     RELAY_SECRET: secret(),
+    // Most hub tests run without relay nodes; relay tests turn this back on.
+    RELAY_REQUIRED: 'false',
     CDR_PSEUDONYM_KEYS_BILLING: `1:${secret()}`,
     CDR_PSEUDONYM_KEYS_ANALYTICS: `1:${secret()}`,
     CDR_SPOOL_DIR: `/tmp/callhub-spool-${randomBytes(4).toString('hex')}`,

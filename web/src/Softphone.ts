@@ -1,0 +1,311 @@
+import { CallhubClient } from '../../shared/client/CallhubClient.js';
+import type { Call } from '../../shared/client/Call.js';
+import { ClientError } from '../../shared/client/ClientError.js';
+import { WebStorageTokenStore } from '../../shared/client/TokenStore.js';
+import type { CallEndReason } from '../../shared/protocol/calls.js';
+import { byTestId, elapsed, h, mount } from './dom.js';
+import { MediaSinks } from './MediaSinks.js';
+
+interface Contact {
+  userId: string;
+  /** The name in the user's own address book, else the profile name. */
+  name: string;
+  phone?: string;
+}
+
+const END_TEXT: Record<CallEndReason, string> = {
+  completed: 'Call ended',
+  declined: 'Call declined',
+  busy: 'Busy',
+  no_answer: 'No answer',
+  cancelled: 'Call cancelled',
+  failed: 'Call failed',
+  answered_elsewhere: 'Answered on another device',
+  declined_elsewhere: 'Declined on another device',
+  party_lost: 'Connection lost',
+};
+
+export interface SoftphoneOptions {
+  /** Test-only: never let a call's media go peer-to-peer (exercises the move to the relay). */
+  blockDirectMedia?: boolean;
+}
+
+/**
+ * The web softphone: sign-in, contacts, 1:1 calls. One screen at a time in
+ * `#app` (its `data-state` says which), an incoming-call sheet on top, and
+ * media elements that outlive re-renders.
+ */
+export class Softphone {
+  readonly client: CallhubClient;
+  readonly sinks: MediaSinks;
+  readonly #root: HTMLElement;
+  #contacts: Contact[] = [];
+  #pendingPhone = '';
+  #call: Call | undefined;
+  #incoming: Call | undefined;
+  #lastEnded: { callId?: string; reason: CallEndReason } | undefined;
+  #error = '';
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #screen: 'signin' | 'code' | 'home' | 'call' = 'signin';
+
+  constructor(root: HTMLElement, opts: SoftphoneOptions = {}) {
+    this.#root = root;
+    this.client = new CallhubClient({
+      url: location.origin,
+      tokens: new WebStorageTokenStore(localStorage),
+      device: { platform: 'web', name: navigator.userAgent.includes('Mobile') ? 'Mobile browser' : 'Browser' },
+      appVersion: 'web-0.1.0',
+      testing: { blockDirectMedia: opts.blockDirectMedia === true },
+    });
+    this.sinks = new MediaSinks(document.body);
+    this.client.on('state', () => this.#renderStatus());
+    this.client.on('signedOut', () => {
+      this.#screen = 'signin';
+      this.#render();
+    });
+    this.client.on('error', (err) => console.warn('callhub:', err));
+    this.client.calls.on('incoming', (call) => this.#onIncoming(call));
+  }
+
+  get currentCall(): Call | undefined {
+    return this.#call;
+  }
+
+  get lastEnded(): { callId?: string; reason: CallEndReason } | undefined {
+    return this.#lastEnded;
+  }
+
+  async start(): Promise<void> {
+    if (await this.client.restore()) {
+      this.#screen = 'home';
+      this.#render();
+      await this.client.connect().catch((err: unknown) => this.#fail(err));
+    } else {
+      this.#render();
+    }
+  }
+
+  // --- actions -------------------------------------------------------------------
+
+  async #requestCode(phone: string): Promise<void> {
+    try {
+      await this.client.requestCode(phone, 'sms');
+      this.#pendingPhone = phone;
+      this.#screen = 'code';
+      this.#error = '';
+      this.#render();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async #verify(code: string, displayName: string): Promise<void> {
+    try {
+      await this.client.verify(this.#pendingPhone, code, displayName ? { displayName } : {});
+      this.#screen = 'home';
+      this.#error = '';
+      this.#render();
+      await this.client.connect();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async #uploadContacts(text: string): Promise<void> {
+    const entries = text.split('\n').map((line, i) => {
+      const parts = line.split(/[,;\t]/).map((p) => p.trim()).filter(Boolean);
+      const phone = parts.find((p) => /^\+?[\d\s().-]{5,}$/.test(p));
+      const name = parts.filter((p) => p !== phone).join(' ');
+      return { clientId: `c${i}`, name: name || undefined, phones: phone ? [phone] : [] };
+    }).filter((e) => e.phones.length > 0);
+    try {
+      const reply = await this.client.uploadContacts(entries);
+      this.#contacts = reply.matches.map((m) => {
+        const entry = entries[m.index];
+        return { userId: m.userId, name: entry?.name ?? m.displayName ?? 'Unknown', phone: entry?.phones[0] };
+      });
+      this.#error = '';
+      this.#render();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async #dial(target: { userId: string } | { phone: string }): Promise<void> {
+    if (this.#call) return;
+    this.#error = '';
+    try {
+      const call = await this.client.calls.call(target);
+      if (call.state !== 'ended') this.#adopt(call);
+      else this.#onEnded(call);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async #answer(): Promise<void> {
+    const call = this.#incoming;
+    if (!call) return;
+    this.#incoming = undefined;
+    this.#adopt(call);
+    await call.accept().catch((err: unknown) => this.#fail(err));
+  }
+
+  async #decline(): Promise<void> {
+    const call = this.#incoming;
+    if (!call) return;
+    this.#incoming = undefined;
+    this.#render();
+    await call.decline().catch((err: unknown) => this.#fail(err));
+  }
+
+  // --- call lifecycle ---------------------------------------------------------------
+
+  #onIncoming(call: Call): void {
+    if (this.#call || this.#incoming) {
+      // Already on a call: this device is busy (the user's other devices may still answer).
+      void call.decline('busy').catch(() => undefined);
+      return;
+    }
+    this.#incoming = call;
+    call.on('ended', () => {
+      if (this.#incoming === call) this.#incoming = undefined;
+      if (this.#call !== call) this.#onEnded(call);
+    });
+    this.#render();
+  }
+
+  #adopt(call: Call): void {
+    this.#call = call;
+    this.#screen = 'call';
+    call.on('state', () => this.#render());
+    call.on('connected', () => this.#render());
+    call.on('peerMedia', () => this.#render());
+    call.on('remoteStream', (stream) => this.sinks.attach('call', stream));
+    call.on('ended', () => this.#onEnded(call));
+    if (call.remoteStream) this.sinks.attach('call', call.remoteStream);
+    clearInterval(this.#ticker);
+    this.#ticker = setInterval(() => {
+      const t = byTestId(this.#root, 'call-timer');
+      if (t && this.#call?.timings.answeredAt) t.textContent = elapsed(this.#call.timings.answeredAt);
+    }, 1000);
+    this.#render();
+  }
+
+  #onEnded(call: Call): void {
+    this.#lastEnded = call.id ? { callId: call.id, reason: call.endReason ?? 'completed' } : { reason: call.endReason ?? 'completed' };
+    if (this.#call === call) {
+      this.#call = undefined;
+      this.sinks.detach('call');
+      clearInterval(this.#ticker);
+      this.#screen = 'home';
+    }
+    this.#render();
+  }
+
+  #fail(err: unknown): void {
+    this.#error = err instanceof ClientError ? `${err.message} (${err.code})` : String(err);
+    this.#render();
+  }
+
+  // --- rendering ----------------------------------------------------------------
+
+  #render(): void {
+    this.#root.dataset.state = this.#screen;
+    const screen = this.#screen === 'signin' ? this.#signinView()
+      : this.#screen === 'code' ? this.#codeView()
+      : this.#screen === 'call' && this.#call ? this.#callView(this.#call)
+      : this.#homeView();
+    mount(this.#root,
+      h('header', { class: 'bar' },
+        h('strong', {}, 'callhub'),
+        h('span', { testid: 'conn-state', class: 'pill' }, this.client.state)),
+      this.#error ? h('p', { testid: 'error', class: 'error', role: 'alert' }, this.#error) : null,
+      screen,
+      this.#incoming ? this.#incomingView(this.#incoming) : null,
+    );
+  }
+
+  #renderStatus(): void {
+    const pill = byTestId(this.#root, 'conn-state');
+    if (pill) pill.textContent = this.client.state;
+  }
+
+  #signinView(): HTMLElement {
+    const phone = h('input', { testid: 'phone', type: 'tel', inputmode: 'tel', autocomplete: 'tel', placeholder: '+44 7700 900123', required: true });
+    return h('form', { class: 'card', testid: 'signin', onsubmit: (e) => { e.preventDefault(); void this.#requestCode(phone.value.trim()); } },
+      h('h1', {}, 'Sign in'),
+      h('label', {}, 'Your phone number', phone),
+      h('button', { testid: 'send-code', type: 'submit', class: 'primary' }, 'Send code'));
+  }
+
+  #codeView(): HTMLElement {
+    const code = h('input', { testid: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6, pattern: '\\d{6}', required: true });
+    const name = h('input', { testid: 'display-name', autocomplete: 'name', placeholder: 'Only needed the first time' });
+    return h('form', { class: 'card', testid: 'verify-form', onsubmit: (e) => { e.preventDefault(); void this.#verify(code.value.trim(), name.value.trim()); } },
+      h('h1', {}, 'Enter the code'),
+      h('p', { class: 'muted' }, `We sent a 6-digit code to ${this.#pendingPhone}.`),
+      h('label', {}, 'Code', code),
+      h('label', {}, 'Your name', name),
+      h('button', { testid: 'verify', type: 'submit', class: 'primary' }, 'Sign in'),
+      h('button', { type: 'button', class: 'link', onclick: () => { this.#screen = 'signin'; this.#render(); } }, 'Use another number'));
+  }
+
+  #homeView(): HTMLElement {
+    const book = h('textarea', { testid: 'contacts-input', rows: 3, placeholder: 'One contact per line: Name, +44 7700 900123' });
+    const dial = h('input', { testid: 'dial-input', type: 'tel', placeholder: 'Number to call' });
+    const ended = this.#lastEnded;
+    return h('section', { testid: 'home' },
+      ended ? h('p', { testid: 'call-ended', 'data-reason': ended.reason, class: 'notice' }, END_TEXT[ended.reason]) : null,
+      h('div', { class: 'card' },
+        h('h2', {}, 'Contacts'),
+        this.#contacts.length
+          ? h('ul', { testid: 'contact-list', class: 'list' }, ...this.#contacts.map((c) =>
+            h('li', { testid: 'contact', 'data-user-id': c.userId },
+              h('span', {}, h('strong', {}, c.name), c.phone ? h('small', { class: 'muted' }, ` ${c.phone}`) : null),
+              h('button', { testid: 'call-contact', class: 'primary small', 'data-user-id': c.userId, onclick: () => void this.#dial({ userId: c.userId }) }, 'Call'))))
+          : h('p', { class: 'muted' }, 'Add your address book to see who is here.'),
+        h('form', { onsubmit: (e) => { e.preventDefault(); void this.#uploadContacts(book.value); } },
+          book,
+          h('button', { testid: 'contacts-upload', type: 'submit' }, 'Find contacts'))),
+      h('form', { class: 'card row', onsubmit: (e) => { e.preventDefault(); if (dial.value.trim()) void this.#dial({ phone: dial.value.trim() }); } },
+        dial,
+        h('button', { testid: 'dial-call', type: 'submit', class: 'primary' }, 'Call')),
+      h('button', { type: 'button', class: 'link', testid: 'sign-out', onclick: () => void this.client.signOut() }, 'Sign out'));
+  }
+
+  #callView(call: Call): HTMLElement {
+    const status = call.state === 'inviting' ? 'Calling…'
+      : call.state === 'ringing' ? (call.role === 'caller' ? 'Ringing…' : 'Incoming call')
+      : call.state === 'answered' ? 'Connecting…'
+      : call.state === 'connected' ? 'Connected' : 'Ended';
+    const path = call.state === 'connected' ? call.mediaPath : undefined;
+    return h('section', { testid: 'call', class: 'call', 'data-call-id': call.id ?? '', 'data-call-state': call.state },
+      h('div', { class: 'avatar' }, initials(call.peer.displayName ?? call.peer.phone ?? '?')),
+      h('h1', { testid: 'call-peer' }, call.peer.displayName ?? call.peer.phone ?? 'Unknown'),
+      call.peer.phone ? h('p', { testid: 'call-peer-number', class: 'muted' }, call.peer.phone) : null,
+      h('p', { testid: 'call-status' }, status),
+      h('p', { class: 'meta' },
+        h('span', { testid: 'call-timer' }, call.timings.answeredAt ? elapsed(call.timings.answeredAt) : ''),
+        path ? h('span', { testid: 'call-path', class: `pill ${path}`, 'data-path': path }, path === 'direct' ? 'Direct' : 'Relayed') : null,
+        call.peerMedia && !call.peerMedia.audio ? h('span', { testid: 'peer-muted', class: 'pill' }, 'Muted') : null),
+      h('div', { class: 'controls' },
+        h('button', { testid: 'mute', class: call.muted ? 'toggle on' : 'toggle', 'aria-pressed': String(call.muted), onclick: () => void call.setMuted(!call.muted).then(() => this.#render()) }, call.muted ? 'Unmute' : 'Mute'),
+        h('button', { testid: 'hangup', class: 'danger', onclick: () => void call.hangup() }, 'Hang up')));
+  }
+
+  #incomingView(call: Call): HTMLElement {
+    return h('div', { class: 'sheet', testid: 'incoming', 'data-call-id': call.id ?? '', role: 'dialog', 'aria-label': 'Incoming call' },
+      h('p', { class: 'muted' }, call.video ? 'Incoming video call' : 'Incoming call'),
+      h('h1', { testid: 'incoming-name' }, call.peer.displayName ?? 'Unknown caller'),
+      h('p', { testid: 'incoming-number' }, call.peer.phone ?? ''),
+      h('div', { class: 'controls' },
+        h('button', { testid: 'decline', class: 'danger', onclick: () => void this.#decline() }, 'Decline'),
+        h('button', { testid: 'answer', class: 'primary', onclick: () => void this.#answer() }, 'Answer')));
+  }
+}
+
+function initials(name: string): string {
+  const words = name.replace(/^\+/, '').split(/\s+/).filter(Boolean);
+  return (words.length > 1 ? `${words[0]![0]}${words[1]![0]}` : (words[0] ?? '?').slice(0, 1)).toUpperCase();
+}

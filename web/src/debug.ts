@@ -1,0 +1,38 @@
+import type { InboundTrackStats } from '../../shared/client/stats.js';
+import type { Softphone } from './Softphone.js';
+
+/**
+ * A small read-only window into the softphone for tests and support:
+ * `window.callhubDebug.stats()` gives the inbound RTP counters of the current
+ * call, so a test can prove audio is received and decoded.
+ */
+export interface CallhubDebug {
+  state(): string;
+  userId(): string | undefined;
+  call(): { id?: string; role: string; state: string; path?: string; muted: boolean; timings: Record<string, number | undefined> } | null;
+  lastEnded(): { callId?: string; reason: string } | null;
+  stats(): Promise<InboundTrackStats[]>;
+}
+
+declare global {
+  interface Window {
+    callhubDebug?: CallhubDebug;
+  }
+}
+
+export function installDebugHook(app: Softphone): void {
+  window.callhubDebug = {
+    state: () => app.client.state,
+    userId: () => app.client.userId,
+    call: () => {
+      const call = app.currentCall;
+      if (!call) return null;
+      const out: ReturnType<CallhubDebug['call']> = { role: call.role, state: call.state, muted: call.muted, timings: { ...call.timings } };
+      if (call.id) out.id = call.id;
+      if (call.mediaPath) out.path = call.mediaPath;
+      return out;
+    },
+    lastEnded: () => app.lastEnded ?? null,
+    stats: async () => (app.currentCall ? app.currentCall.inboundStats() : []),
+  };
+}
