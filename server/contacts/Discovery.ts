@@ -83,6 +83,7 @@ export class Discovery {
     const { read, ignored } = this.#read(add, country);
     const removal = this.#removalFields(change.remove, country);
     const book = toBook(read);
+    if (book.size > this.#opts.maxIdentifiers) throw tooMany(this.#opts.maxIdentifiers);
     // Charged before anything changes, so a refusal leaves the book as it was.
     const current = new Set(await this.#deps.book.fields(owner.userId));
     const refund = await this.#charge(owner.userId, [...book.keys()].filter((f) => f.startsWith('n:') && !current.has(f)).length);

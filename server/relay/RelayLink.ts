@@ -32,6 +32,8 @@ interface LinkEvents {
 
 type ControlSocket = Socket<RelayControlServerEvents, RelayControlClientEvents>;
 
+const RETRY_AFTER_SERVER_DISCONNECT_MS = 500;
+
 /**
  * The hub's end of the control channel to one relay node: a Socket.IO client
  * on `${controlUrl}/control` with the shared secret, reconnecting on its own.
@@ -45,6 +47,7 @@ export class RelayLink extends EventEmitter<LinkEvents> {
   readonly #socket: ControlSocket;
   readonly #opts: RelayLinkOptions;
   #closed = false;
+  #retryTimer?: NodeJS.Timeout;
 
   constructor(opts: RelayLinkOptions) {
     super();
@@ -68,6 +71,9 @@ export class RelayLink extends EventEmitter<LinkEvents> {
     this.#socket.on('disconnect', (reason) => {
       log.warn({ reason }, 'relay link disconnected');
       this.emit('disconnected', reason);
+      // A relay shutting down disconnects hubs on purpose, and Socket.IO does
+      // not retry those; the node may come back at the same address.
+      if (reason === 'io server disconnect') this.#retryLater();
     });
     this.#socket.on('connect_error', (err: Error & { data?: ErrorBody }) => {
       // A refused secret is a configuration error, not a blip: say so once per attempt.
@@ -112,9 +118,17 @@ export class RelayLink extends EventEmitter<LinkEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     this.#socket.removeAllListeners();
     this.#socket.close();
     this.removeAllListeners();
+  }
+
+  #retryLater(): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      if (!this.#closed && !this.#socket.connected) this.#socket.connect();
+    }, RETRY_AFTER_SERVER_DISCONNECT_MS);
   }
 
   #whenConnected(): Promise<void> {

@@ -27,14 +27,12 @@ export interface DirectMediaOptions {
  */
 export class DirectMedia {
   readonly pc: RTCPeerConnection;
-  readonly #handlers: DirectMediaHandlers;
   readonly #blockDirect: boolean;
   #pendingCandidates: IceCandidate[] = [];
   #remoteEnded = false;
   #closed = false;
 
   constructor(env: MediaEnvironment, local: MediaStream, opts: DirectMediaOptions, handlers: DirectMediaHandlers) {
-    this.#handlers = handlers;
     this.#blockDirect = opts.blockDirect === true;
     this.pc = new env.RTCPeerConnection({
       iceServers: opts.iceServers.map((s) => ({ ...s })),

@@ -174,6 +174,28 @@ describe('1:1 call timers', function () {
     expect(await errorCode(b.socket, 'call:report', { callId, event: 'quality', rttMs: 1 })).to.equal('CALL_INVALID_STATE');
   });
 
+  it('a hub shutting down (rolling restart): its calls survive a reconnect to another hub', async () => {
+    const other = await startTestHub(redis.url, {
+      JWT_KEYS: [...hub.ctx.config.JWT_KEYS].map(([k, v]) => `${k}:${v}`).join(','),
+      IDENTITY_HMAC_KEYS: [...hub.ctx.config.IDENTITY_HMAC_KEYS].map(([k, v]) => `${k}:${v}`).join(','),
+      CALL_RECONNECT_GRACE_S: '5',
+    });
+    try {
+      const aUser = await createUser(hub);
+      const a = await connect(aUser, other);
+      const b = await newUser();
+      const callId = await answeredCall(a, b, true);
+      await other.close();
+      expect((await b.inbox.next<{ state: string }>('call:peer-connection', callId)).state).to.equal('lost');
+      const back = await connect(aUser);
+      expect((await back.inbox.next<{ call: { callId: string } }>('call:resumed')).call.callId).to.equal(callId);
+      await ok(back.socket, 'call:hangup', { callId });
+      expect((await b.inbox.next<{ reason: string }>('call:ended', callId)).reason).to.equal('completed');
+    } finally {
+      await other.close();
+    }
+  });
+
   it('with two hubs scanning one Redis, each timer acts once and each call has one fact', async () => {
     const other = await startTestHub(redis.url, {
       JWT_KEYS: [...hub.ctx.config.JWT_KEYS].map(([k, v]) => `${k}:${v}`).join(','),

@@ -212,6 +212,35 @@ describe('contacts: address book and discovery', () => {
     expect(await snapshot(store)).to.deep.equal(before);
   });
 
+  it('reaches sockets on another hub process: contact:joined and account_deleted travel through the adapter', async () => {
+    const shared = {
+      ...receiver.hubEnv(), TRUST_PROXY: 'true', OTP_RESEND_COOLDOWN_S: '0', OTP_PER_PREFIX_PER_HOUR: '100000',
+      JWT_KEYS: [...hub.ctx.config.JWT_KEYS].map(([k, v]) => `${k}:${v}`).join(','),
+      IDENTITY_HMAC_KEYS: [...hub.ctx.config.IDENTITY_HMAC_KEYS].map(([k, v]) => `${k}:${v}`).join(','),
+    };
+    const other = await startTestHub(redis.url, shared);
+    try {
+      const owner = await signUp(hub, receiver);
+      const joiner = validTestPhone();
+      await put(owner, { entries: [{ clientId: 'x1', phones: [joiner] }] });
+      const socket = await connectUser(other, owner); // connected to the second hub
+      try {
+        const told = nextEvent<{ userId: string; clientIds: string[] }>(socket, 'contact:joined');
+        const joined = await signUp(hub, receiver, { phone: joiner });
+        expect(await told).to.deep.include({ userId: joined.userId, clientIds: ['x1'] });
+        const closing = nextEvent<{ reason: string }>(socket, 'session:closing');
+        const disconnected = new Promise<void>((resolve) => socket.once('disconnect', () => resolve()));
+        expect((await api(hub, 'DELETE', '/v1/me', { token: owner.accessToken })).status).to.equal(200);
+        expect((await closing).reason).to.equal('account_deleted');
+        await disconnected;
+      } finally {
+        socket.close();
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   describe('limits', () => {
     let small: Hub;
 

@@ -166,6 +166,39 @@ describe('client SDK (Node, no media)', function () {
     expect(notice.clientIds).to.deep.equal(['friend-1']);
     expect(notice.userId).to.equal(friendClient.userId);
   });
+
+  it('rings an incoming call with the caller\'s number and name, and declines it through the call object', async () => {
+    const callee = newClient();
+    await signIn(callee, testPhone(), 'Callee');
+    await callee.connect();
+    const callerPhone = testPhone();
+    const caller = newClient();
+    await signIn(caller, callerPhone, 'Caller Name');
+    await caller.connect();
+    const incoming = callee.calls.next('incoming', 5000);
+    // The caller side without WebRTC (Node): the raw invite, as typed by the shared protocol.
+    const invite = await caller.request('call:invite', { to: { userId: callee.userId! } });
+    const [call] = await incoming;
+    expect(call.id).to.equal(invite.callId);
+    expect(call.role).to.equal('callee');
+    expect(call.state).to.equal('ringing');
+    expect(call.peer).to.deep.include({ userId: caller.userId, phone: callerPhone, displayName: 'Caller Name' });
+    const ended = new Promise<string>((resolve) => caller.onNotice('call:ended', (p) => resolve(p.reason)));
+    await call.decline();
+    expect(call.state).to.equal('ended');
+    expect(call.endReason).to.equal('declined');
+    expect(await ended).to.equal('declined');
+    expect(callee.calls.active).to.deep.equal([]);
+  });
+
+  it('refuses to place a call where WebRTC is missing, with a clear code and no invite sent', async () => {
+    const client = newClient();
+    await signIn(client);
+    await client.connect();
+    const err = await client.calls.call({ phone: testPhone() }).catch((e: unknown) => e);
+    expect((err as ClientError).code).to.equal('MEDIA');
+    expect((await client.request('call:list', {})).calls).to.deep.equal([]);
+  });
 });
 
 function keysOf(hub: Hub): string {

@@ -59,6 +59,9 @@ export class TestBrowser {
       permissions: ['microphone', 'camera'],
     });
     await context.grantPermissions(['microphone', 'camera'], { origin });
+    // Test code runs through tsx (esbuild with keepNames), which wraps named
+    // functions in __name(); functions handed to page.evaluate need it too.
+    await context.addInitScript('globalThis.__name = (fn) => fn;');
     const page = await context.newPage();
     const logs: string[] = [];
     page.on('console', (msg) => logs.push(`[${msg.type()}] ${msg.text()}`));
