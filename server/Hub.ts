@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Fastify from 'fastify';
+import Fastify, { type FastifyServerOptions } from 'fastify';
 import { Server } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
 import type { HubConfig } from './config.js';
@@ -58,12 +58,16 @@ export class Hub {
       await Promise.allSettled([redis.quit(), pub.quit(), sub.quit()]);
     });
 
-    const app = Fastify({
+    const httpOptions: FastifyServerOptions = {
       logger: false,
       bodyLimit: config.HTTP_BODY_LIMIT,
-      trustProxy: config.TRUST_PROXY,
+      // A hop count trusts that many proxies in front of the hub (proxy-addr semantics).
+      trustProxy: typeof config.TRUST_PROXY === 'number'
+        ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.TRUST_PROXY)
+        : config.TRUST_PROXY,
       forceCloseConnections: true,
-    });
+    };
+    const app = Fastify(httpOptions);
     installErrorHandler(app);
 
     const io: HubServer = new Server(app.server, {

@@ -14,7 +14,17 @@ export const hubEnvSchema = z.object({
   HUB_PUBLIC_URL: z.string().url().optional().describe('URL clients use to reach the hub (for logs and links).'),
   HUB_ID: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).optional().describe('Name of this hub process in logs and metrics; random when unset.'),
   REDIS_URL: z.string().url().describe('Redis connection URL (redis://host:port/db).'),
-  TRUST_PROXY: envBool.default('false').describe('Take client IPs from X-Forwarded-For (only behind a trusted proxy).'),
+  TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform((v): boolean | number | string[] => {
+      if (v === 'false' || v === '0') return false;
+      // Trusts every hop: only for tests and a hub that is reachable solely through a proxy.
+      if (v === 'true') return true;
+      if (/^[1-9]\d?$/.test(v)) return Number(v);
+      return v.split(',').map((s) => s.trim()).filter(Boolean);
+    })
+    .describe('Client IPs for rate limits come from X-Forwarded-For only through trusted proxies: false, true (every hop), a hop count (e.g. 1 behind one load balancer), or a comma-separated list of proxy addresses/CIDRs.'),
   HTTP_BODY_LIMIT: envInt(1024, 10 * 1024 * 1024).default(256 * 1024).describe('Largest accepted HTTP body in bytes.'),
   SOCKET_MAX_PAYLOAD: envInt(1024, 10 * 1024 * 1024).default(128 * 1024).describe('Largest accepted Socket.IO message in bytes.'),
   SOCKET_EVENTS_PER_10S: envInt(10, 100000).default(200).describe('Events one socket may send per 10 seconds before it is disconnected as a flooder.'),

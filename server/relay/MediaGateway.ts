@@ -95,9 +95,15 @@ export class MediaGateway {
       // Into the notice rooms first, so no producer added meanwhile is missed
       // (it may then be both listed and announced; clients dedupe).
       await socket.join([mediaRooms.room(roomId), mediaRooms.peer(roomId, peerId)]);
-      this.#track(socket, roomId);
-      const res = await relay.request(roomId, 'peer.join', { peerId, resume: resume ?? false });
-      return { rtpCapabilities: res.rtpCapabilities, producers: res.producers.map(toClientProducer), resumed: res.resumed };
+      try {
+        const res = await relay.request(roomId, 'peer.join', { peerId, resume: resume ?? false });
+        this.#track(socket, roomId);
+        return { rtpCapabilities: res.rtpCapabilities, producers: res.producers.map(toClientProducer), resumed: res.resumed };
+      } catch (err) {
+        await socket.leave(mediaRooms.room(roomId));
+        await socket.leave(mediaRooms.peer(roomId, peerId));
+        throw err;
+      }
     });
 
     gateway.handle('media:transport-create', async (socket, { roomId, direction }) => {

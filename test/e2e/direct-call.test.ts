@@ -1,10 +1,12 @@
 import { expect } from 'chai';
 import { screenshot } from '../support/browser.js';
-import { E2eEnv, callInfo, expectAudioFlowing, expectText, recordMeasurement } from './harness.js';
+import { E2eEnv, callInfo, expectAudioFlowing, expectText, expectVideoFlowing, recordMeasurement, type Phone } from './harness.js';
 
 describe('e2e: direct 1:1 call in the browser', function () {
   this.timeout(90_000);
   let env: E2eEnv;
+  let alice: Phone;
+  let bob: Phone;
 
   before(async () => {
     env = await E2eEnv.start();
@@ -18,8 +20,8 @@ describe('e2e: direct 1:1 call in the browser', function () {
 
   it('finds a contact, rings them, carries audio peer-to-peer both ways, hangs up, and records ANSWERED over the direct path', async () => {
     const started = Date.now();
-    const alice = await env.signIn('Alice');
-    const bob = await env.signIn('Bob');
+    alice = await env.signIn('Alice');
+    bob = await env.signIn('Bob');
 
     // Alice finds Bob through her address book and calls him.
     await alice.page.getByTestId('contacts-input').fill(`Bob Builder, ${bob.phone}\nNobody, +447400000001`);
@@ -80,6 +82,33 @@ describe('e2e: direct 1:1 call in the browser', function () {
       flowMs: Date.now() - started,
       answerToAudioMs: Math.round(Math.max(answerToAudio(bobCall), answerToAudio(aliceCall))),
       note: 'sign-in of 2 users, contact discovery, ring, answer, mute, hangup;',
+    });
+  });
+
+  it('carries video both ways in a direct video call (frames decoded on both sides)', async () => {
+    const started = Date.now();
+    await bob.page.getByTestId('contacts-input').fill(`Alice, ${alice.phone}`);
+    await bob.page.getByTestId('contacts-upload').click();
+    await bob.page.getByTestId('video-call-contact').click();
+    await alice.page.getByTestId('incoming').waitFor();
+    await expectText(alice.page, 'incoming', 'video');
+    await alice.page.getByTestId('answer').click();
+    await expectVideoFlowing(alice.page);
+    await expectVideoFlowing(bob.page);
+    await expectAudioFlowing(alice.page);
+    await alice.page.getByTestId('remote-video').waitFor();
+    await screenshot(alice.page, 'direct-video-call');
+    const info = await callInfo(alice.page);
+    await bob.page.getByTestId('hangup').click();
+    await alice.page.locator('[data-testid="call-ended"][data-reason="completed"]').waitFor();
+    const [record] = await env.records(info!.id!);
+    expect(record?.disposition).to.equal('ANSWERED');
+    expect(record?.mediaPath).to.equal('direct');
+    recordMeasurement({
+      flow: '1b. direct video call',
+      flowMs: Date.now() - started,
+      answerToAudioMs: Math.round((info?.timings.firstAudioAt ?? NaN) - (info?.timings.answeredAt ?? NaN)),
+      note: 'video + audio, callee side;',
     });
   });
 });

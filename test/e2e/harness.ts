@@ -190,6 +190,24 @@ export async function expectAudioFlowing(page: Page, opts: { streams?: number; t
   return later;
 }
 
+/** Waits until remote video frames are decoded and checks that more keep being decoded. */
+export async function expectVideoFlowing(page: Page, opts: { streams?: number; timeoutMs?: number } = {}): Promise<InboundTrackStats[]> {
+  const want = opts.streams ?? 1;
+  const decoding = async () => (await inboundStats(page)).filter((s) => s.kind === 'video' && (s.framesDecoded ?? 0) > 0);
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  let first = await decoding();
+  while (first.length < want) {
+    if (Date.now() > deadline) throw new Error(`expected ${want} decoded inbound video stream(s): ${JSON.stringify(await inboundStats(page))}`);
+    await page.waitForTimeout(100);
+    first = await decoding();
+  }
+  await page.waitForTimeout(500);
+  const later = await decoding();
+  const frames = (list: InboundTrackStats[]) => list.reduce((a, s) => a + (s.framesDecoded ?? 0), 0);
+  expect(frames(later), 'decoded video frames grow').to.be.greaterThan(frames(first));
+  return later;
+}
+
 // --- measurements --------------------------------------------------------------------
 
 const BEGIN = '<!-- e2e:begin -->';

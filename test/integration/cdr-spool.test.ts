@@ -115,6 +115,33 @@ describe('CDR spool and replay across a Redis stop and start', function () {
     }
   });
 
+  it('spools writes that a slow Redis does not confirm in time, and does not double the ones it applies late', async () => {
+    const hub: Hub = await startTestHub(redis.url, env);
+    try {
+      const cdr = cdrOf(hub.ctx);
+      const before = cdr.writer.stats.duplicates;
+      // Redis holds every write (scripts included) for a second: longer than the writer waits.
+      await client.call('CLIENT', 'PAUSE', '1000', 'WRITE');
+      const callIds: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const fact = oneToOneFact('uSlowRedis0001', 'uSlowRedis0002', DISPOSITION_CASES[i % 6]!);
+        callIds.push(fact.callId);
+        hub.ctx.events.emit('call:ended', fact);
+      }
+      await cdr.flush();
+      expect(cdr.spool.pending).to.equal(10);
+      // When Redis resumes, it applies the writes it held; the replay then finds their markers.
+      await until(() => cdr.spool.pending === 0);
+      const stored = await readAllRecords(client, SHARDS);
+      const mine = stored.filter((s) => callIds.includes(s.fields.callId!));
+      expect(mine).to.have.length(10);
+      expect([...countByEventId(stored).values()].every((c) => c === 1)).to.equal(true);
+      expect(cdr.writer.stats.duplicates - before).to.equal(10);
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('keeps spooled records across a hub restart and replays them from the next hub', async () => {
     const first: Hub = await startTestHub(redis.url, env);
     const callIds: string[] = [];

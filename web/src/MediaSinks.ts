@@ -14,7 +14,8 @@ export class MediaSinks {
     parent.append(this.#container);
   }
 
-  attach(key: string, stream: MediaStream): void {
+  /** Plays `stream` in the sink `key`; `muted` for the local preview (never play our own microphone). */
+  attach(key: string, stream: MediaStream, opts: { muted?: boolean } = {}): void {
     const video = stream.getVideoTracks().length > 0;
     let el = this.#sinks.get(key);
     if (el && (el instanceof HTMLVideoElement) !== video) {
@@ -23,11 +24,12 @@ export class MediaSinks {
     }
     if (!el) {
       el = video
-        ? h('video', { testid: 'remote-video', 'data-key': key, autoplay: true, playsinline: true })
+        ? h('video', { testid: key === 'local' ? 'local-video' : 'remote-video', 'data-key': key, autoplay: true, playsinline: true })
         : h('audio', { testid: 'remote-audio', 'data-key': key, autoplay: true });
       this.#sinks.set(key, el);
       this.#container.append(el);
     }
+    el.muted = opts.muted === true;
     if (el.srcObject !== stream) el.srcObject = stream;
     void el.play().catch(() => undefined); // autoplay may need a gesture on real phones; the call UI provides one
   }

@@ -5,13 +5,7 @@ import { WebStorageTokenStore } from '../../shared/client/TokenStore.js';
 import type { CallEndReason } from '../../shared/protocol/calls.js';
 import { byTestId, elapsed, h, mount } from './dom.js';
 import { MediaSinks } from './MediaSinks.js';
-
-interface Contact {
-  userId: string;
-  /** The name in the user's own address book, else the profile name. */
-  name: string;
-  phone?: string;
-}
+import { AddressBook } from './AddressBook.js';
 
 const END_TEXT: Record<CallEndReason, string> = {
   completed: 'Call ended',
@@ -39,7 +33,7 @@ export class Softphone {
   readonly client: CallhubClient;
   readonly sinks: MediaSinks;
   readonly #root: HTMLElement;
-  #contacts: Contact[] = [];
+  readonly #book = new AddressBook(localStorage);
   #pendingPhone = '';
   #call: Call | undefined;
   #incoming: Call | undefined;
@@ -59,7 +53,12 @@ export class Softphone {
     });
     this.sinks = new MediaSinks(document.body);
     this.client.on('state', () => this.#renderStatus());
+    this.client.onNotice('contact:joined', (p) => {
+      this.#book.joined(p.userId, p.displayName, p.clientIds);
+      if (this.#screen === 'home') this.#render();
+    });
     this.client.on('signedOut', () => {
+      this.#book.clear();
       this.#screen = 'signin';
       this.#render();
     });
@@ -112,18 +111,10 @@ export class Softphone {
   }
 
   async #uploadContacts(text: string): Promise<void> {
-    const entries = text.split('\n').map((line, i) => {
-      const parts = line.split(/[,;\t]/).map((p) => p.trim()).filter(Boolean);
-      const phone = parts.find((p) => /^\+?[\d\s().-]{5,}$/.test(p));
-      const name = parts.filter((p) => p !== phone).join(' ');
-      return { clientId: `c${i}`, name: name || undefined, phones: phone ? [phone] : [] };
-    }).filter((e) => e.phones.length > 0);
+    const entries = AddressBook.parse(text);
     try {
       const reply = await this.client.uploadContacts(entries);
-      this.#contacts = reply.matches.map((m) => {
-        const entry = entries[m.index];
-        return { userId: m.userId, name: entry?.name ?? m.displayName ?? 'Unknown', phone: entry?.phones[0] };
-      });
+      this.#book.replace(entries, reply.matches);
       this.#error = '';
       this.#render();
     } catch (err) {
@@ -131,11 +122,11 @@ export class Softphone {
     }
   }
 
-  async #dial(target: { userId: string } | { phone: string }): Promise<void> {
+  async #dial(target: { userId: string } | { phone: string }, video = false): Promise<void> {
     if (this.#call) return;
     this.#error = '';
     try {
-      const call = await this.client.calls.call(target);
+      const call = await this.client.calls.call(target, { video });
       if (call.state !== 'ended') this.#adopt(call);
       else this.#onEnded(call);
     } catch (err) {
@@ -184,6 +175,11 @@ export class Softphone {
     call.on('remoteStream', (stream) => this.sinks.attach('call', stream));
     call.on('ended', () => this.#onEnded(call));
     if (call.remoteStream) this.sinks.attach('call', call.remoteStream);
+    if (call.video) {
+      const showLocal = () => { if (call.localStream) this.sinks.attach('local', call.localStream, { muted: true }); };
+      call.on('state', showLocal);
+      showLocal();
+    }
     clearInterval(this.#ticker);
     this.#ticker = setInterval(() => {
       const t = byTestId(this.#root, 'call-timer');
@@ -197,6 +193,7 @@ export class Softphone {
     if (this.#call === call) {
       this.#call = undefined;
       this.sinks.detach('call');
+      this.sinks.detach('local');
       clearInterval(this.#ticker);
       this.#screen = 'home';
     }
@@ -259,11 +256,13 @@ export class Softphone {
       ended ? h('p', { testid: 'call-ended', 'data-reason': ended.reason, class: 'notice' }, END_TEXT[ended.reason]) : null,
       h('div', { class: 'card' },
         h('h2', {}, 'Contacts'),
-        this.#contacts.length
-          ? h('ul', { testid: 'contact-list', class: 'list' }, ...this.#contacts.map((c) =>
+        this.#book.contacts.length
+          ? h('ul', { testid: 'contact-list', class: 'list' }, ...this.#book.contacts.map((c) =>
             h('li', { testid: 'contact', 'data-user-id': c.userId },
               h('span', {}, h('strong', {}, c.name), c.phone ? h('small', { class: 'muted' }, ` ${c.phone}`) : null),
-              h('button', { testid: 'call-contact', class: 'primary small', 'data-user-id': c.userId, onclick: () => void this.#dial({ userId: c.userId }) }, 'Call'))))
+              h('span', { class: 'actions' },
+                h('button', { testid: 'video-call-contact', class: 'small', 'data-user-id': c.userId, onclick: () => void this.#dial({ userId: c.userId }, true) }, 'Video'),
+                h('button', { testid: 'call-contact', class: 'primary small', 'data-user-id': c.userId, onclick: () => void this.#dial({ userId: c.userId }) }, 'Call')))))
           : h('p', { class: 'muted' }, 'Add your address book to see who is here.'),
         h('form', { onsubmit: (e) => { e.preventDefault(); void this.#uploadContacts(book.value); } },
           book,
