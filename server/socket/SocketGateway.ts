@@ -135,7 +135,8 @@ export class SocketGateway {
         count = 0;
       }
       if (++count > this.#opts.eventsPer10s) {
-        log.warn('socket flooding; disconnecting');
+        // Packets already buffered still pass through here after the disconnect: log once.
+        if (socket.connected) log.warn('socket flooding; disconnecting');
         socket.emit('session:closing', { reason: 'rate_limited', message: 'Too many events' });
         socket.disconnect(true);
         return;

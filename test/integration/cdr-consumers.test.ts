@@ -10,6 +10,7 @@ import { utcDay, utcMonth } from '../../server/cdr/periods.js';
 import { createLogger } from '../../server/log.js';
 import { keys } from '../../server/keys.js';
 import { TestRedis } from '../support/redis.js';
+import { spawnTracked } from '../support/processes.js';
 import { startTestHub } from '../support/hub.js';
 import { conferenceFacts, DISPOSITION_CASES, oneToOneFact, waitForRecords } from '../support/cdr.js';
 
@@ -18,6 +19,16 @@ const log = createLogger({ level: 'silent', name: 'test' });
 const DAY_MS = 86_400_000;
 /** Every call of this suite happens on one UTC day: yesterday, ending by 13:00. */
 const END = Math.floor(Date.now() / DAY_MS) * DAY_MS - DAY_MS + 13 * 3_600_000;
+
+/** Runs a script under tsx; resolves with its exit code and output. */
+function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => { stdout += c.toString(); });
+  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
 
 describe('CDR consumers: billing and analytics', function () {
   this.timeout(30_000);
@@ -220,5 +231,29 @@ describe('CDR consumers: billing and analytics', function () {
     await c.close();
     await c.close();
     expect((await AnalyticsAggregator.summary(client, today())).records).to.equal(before + 1);
+  });
+
+  it('runs as the commands scripts/cdr-billing.ts and scripts/cdr-analytics.ts with readable summaries', async () => {
+    await emit([oneToOneFact(alice, carol, DISPOSITION_CASES[0]!, {}, END)]);
+    const env = { REDIS_URL: redis.url, CDR_SHARDS: String(SHARDS), LOG_LEVEL: 'silent' };
+    const expected = await BillingAggregator.summary(client, today());
+    const [bill, stats] = await Promise.all([
+      runScript('scripts/cdr-billing.ts', ['--once', '--period', today().name, '--consumer', 'billing-cli'], env),
+      runScript('scripts/cdr-analytics.ts', ['--once', '--period', today().name, '--period', today().month, '--consumer', 'analytics-cli'], env),
+    ]);
+    expect(bill.code, bill.stderr).to.equal(0);
+    expect(bill.stdout).to.match(/billing consumer billing-cli: applied 1, /);
+    const after = await BillingAggregator.summary(client, today());
+    expect(after.totalBillsec).to.equal(expected.totalBillsec + 61);
+    expect(bill.stdout).to.contain(`Billing ${today().name} (UTC): ${after.calls} answered calls`);
+    expect(bill.stdout).to.contain(`${after.totalBillsec} s`);
+    expect(bill.stdout).to.contain(pseudo(alice));
+    expect(stats.code, stats.stderr).to.equal(0);
+    expect(stats.stdout).to.contain(`Analytics ${today().name} (UTC)`);
+    expect(stats.stdout).to.contain(`Analytics ${today().month} (UTC)`);
+    expect(stats.stdout).to.match(/1:1 dispositions: ANSWERED \d+/);
+    expect(stats.stdout).to.match(/media path of answered 1:1 calls: direct/);
+    const bad = await runScript('scripts/cdr-billing.ts', ['--once', '--period', 'yesterday'], env);
+    expect(bad.code).to.equal(64);
   });
 });

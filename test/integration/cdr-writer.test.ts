@@ -111,6 +111,19 @@ describe('CDR writer (hub)', () => {
     expect(await client.pttl(marker)).to.be.greaterThan(0);
   });
 
+  it('flushes pending writes when the hub closes', async () => {
+    const other = await startTestHub(redis.url, { CDR_SHARDS: String(SHARDS) });
+    const before = (await readAllRecords(client, SHARDS)).length;
+    const facts = Array.from({ length: 50 }, (_, i) => oneToOneFact('uCloseFlush001', 'uCloseFlush002', DISPOSITION_CASES[i % 6]!));
+    for (const fact of facts) other.ctx.events.emit('call:ended', fact);
+    await other.close();
+    await other.close();
+    const stored = await readAllRecords(client, SHARDS);
+    expect(stored).to.have.length(before + 50);
+    const ids = new Set(stored.map((s) => s.fields.callId));
+    expect(facts.every((f) => ids.has(f.callId))).to.equal(true);
+  });
+
   it('reports readiness with the spool state', async () => {
     const res = await fetch(`${hub.url}/healthz`);
     const body = (await res.json()) as { checks: Record<string, { ok: boolean }> };
