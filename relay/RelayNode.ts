@@ -217,6 +217,7 @@ export class RelayNode {
         this.#closeRoom(roomId);
         return {};
       },
+      'room.producers': ({ roomId }) => ({ producers: this.#room(roomId).producerInfos() }),
       'peer.join': async ({ roomId, peerId, resume }) => {
         const room = this.#room(roomId);
         const { resumed } = await room.join(peerId, { resume: resume ?? false });

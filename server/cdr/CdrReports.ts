@@ -45,7 +45,7 @@ function time(label: string, t: TimeStats): string {
 
 export function formatAnalyticsSummary(s: AnalyticsSummary): string {
   const oneToOne = Object.values(s.dispositions).reduce((a, b) => a + b, 0);
-  const paths = Object.entries(s.mediaPath).map(([p, v]) => `${p} ${(v.share * 100).toFixed(1)}% (${v.count})`).join(', ') || '-';
+  const paths = Object.entries(s.mediaPath).sort((a, b) => b[1].count - a[1].count).map(([p, v]) => `${p} ${(v.share * 100).toFixed(1)}% (${v.count})`).join(', ') || '-';
   return [
     `Analytics ${s.period} (UTC): ${s.records} records, about ${s.distinctParties} distinct parties`,
     `  kinds: ${counts(s.kinds)}`,

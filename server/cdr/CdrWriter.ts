@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { encodeCdr, type CdrRecord } from '../../shared/cdr.js';
+import { decodeCdr, encodeCdr, type CdrRecord } from '../../shared/cdr.js';
 import type { CallEndedFact } from '../calls/CallEndedFact.js';
 import { keys } from '../keys.js';
 import type { Logger } from '../log.js';
@@ -75,6 +75,7 @@ export class CdrWriter {
   readonly #inFlight = new Set<Promise<unknown>>();
   #spooling = 0;
   #replaying?: Promise<number>;
+  #replayOk = false;
   #closed = false;
   #closing?: Promise<void>;
 
@@ -203,6 +204,8 @@ export class CdrWriter {
   replay(): Promise<number> {
     this.#replaying ??= this.#replay().finally(() => {
       this.#replaying = undefined;
+      // Records that queued behind the last batch go now rather than at the next timer tick.
+      if (this.#replayOk && this.#opts.spool.pending > 0 && !this.#closed) void this.replay();
     });
     return this.#replaying;
   }
@@ -210,17 +213,31 @@ export class CdrWriter {
   async #replay(): Promise<number> {
     const spool = this.#opts.spool;
     let total = 0;
+    this.#replayOk = false;
     try {
       while (spool.pending > 0) {
         const batch = await spool.peek(200);
         if (batch.lines === 0) break;
         await APPEND.load(this.redis);
-        const added = await Promise.all(batch.records.map((r) => this.#append(r)));
+        // A record that no longer reads as one (disk damage, a hand-edited file) would block the
+        // spool for good: it is logged and skipped, never sent.
+        const records = batch.records.filter((r) => {
+          try {
+            decodeCdr(r as unknown as Record<string, string>);
+            return true;
+          } catch (err) {
+            this.#opts.log.error({ err: (err as Error).message }, 'cdr: unreadable spooled record skipped; lost');
+            this.stats.dropped++;
+            return false;
+          }
+        });
+        const added = await Promise.all(records.map((r) => this.#append(r)));
         await spool.ack(batch);
-        total += batch.records.length;
+        total += records.length;
         this.stats.replayed += added.filter(Boolean).length;
         this.stats.duplicates += added.filter((a) => !a).length;
       }
+      this.#replayOk = true;
     } catch (err) {
       this.#opts.log.warn({ err: (err as Error).message, left: spool.pending }, 'cdr: spool replay paused');
     }

@@ -2,6 +2,7 @@ import type { HubContext } from '../HubContext.js';
 import type { CallEndedFact } from '../calls/CallEndedFact.js';
 import { CdrWriter } from './CdrWriter.js';
 import { Pseudonymizer } from './Pseudonymizer.js';
+import { CdrRefusedError } from './recordFromFact.js';
 import { RetentionTrimmer } from './RetentionTrimmer.js';
 import { Spool } from './Spool.js';
 
@@ -56,7 +57,10 @@ export async function registerCdr(ctx: HubContext): Promise<CdrService> {
 
   const onCallEnded = (fact: CallEndedFact) => {
     // Never throws into the emitter: the call is over whatever happens here.
-    writer.write(fact).catch((err: Error) => log.error({ err: err.message, callId: fact.callId }, 'cdr: record not stored'));
+    writer.write(fact).catch((err: Error) => {
+      // A refused record is logged by the writer already.
+      if (!(err instanceof CdrRefusedError)) log.error({ err: err.message, callId: fact.callId }, 'cdr: record not stored');
+    });
   };
   ctx.events.on('call:ended', onCallEnded);
 

@@ -62,6 +62,18 @@ export class MediaGateway {
     this.#ctx.io.in(mediaRooms.peer(roomId, peerId)).socketsLeave([mediaRooms.room(roomId), mediaRooms.peer(roomId, peerId)]);
   }
 
+  /**
+   * Pauses (mutes) or resumes a user's tracks on every device, e.g. a host
+   * muting a participant; everyone in the room, the user included, gets
+   * media:producer-paused. Returns how many tracks changed.
+   */
+  async setTracksPaused(roomId: string, userId: string, paused: boolean, kind?: 'audio' | 'video'): Promise<number> {
+    const { producers } = await this.#relay.request(roomId, 'room.producers', {});
+    const mine = producers.filter((p) => userIdOfPeer(p.peerId) === userId && (kind === undefined || p.kind === kind) && p.paused !== paused);
+    await Promise.all(mine.map((p) => this.#relay.request(roomId, paused ? 'producer.pause' : 'producer.resume', { peerId: p.peerId, producerId: p.producerId })));
+    return mine.length;
+  }
+
   /** Ends a room's media: membership cleared, room closed on its relay node, sockets out of its notices. Idempotent. */
   async closeRoom(roomId: string): Promise<void> {
     await this.#membership.clear(roomId);
@@ -176,8 +188,9 @@ export class MediaGateway {
     on('peer.producerClosed', ({ roomId, peerId, producerId, kind }) => {
       io.to(mediaRooms.room(roomId)).except(mediaRooms.peer(roomId, peerId)).emit('media:producer-closed', { roomId, peerId, userId: userIdOfPeer(peerId), producerId, kind });
     });
+    // To the owner as well: a host may have muted it.
     on('peer.producerPaused', ({ roomId, peerId, producerId, kind, paused }) => {
-      io.to(mediaRooms.room(roomId)).except(mediaRooms.peer(roomId, peerId)).emit('media:producer-paused', { roomId, peerId, userId: userIdOfPeer(peerId), producerId, kind, paused });
+      io.to(mediaRooms.room(roomId)).emit('media:producer-paused', { roomId, peerId, userId: userIdOfPeer(peerId), producerId, kind, paused });
     });
     on('consumer.closed', ({ roomId, peerId, consumerId, producerId }) => {
       io.to(mediaRooms.peer(roomId, peerId)).emit('media:consumer-closed', { roomId, consumerId, producerId });

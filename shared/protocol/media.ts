@@ -121,7 +121,7 @@ export const mediaNotices = {
   }),
   'media:producer-paused': notice({
     payload: z.object({ roomId: RoomId, peerId: PeerId, userId: UserId, producerId: MediaId, kind: MediaKind, paused: z.boolean() }),
-    description: 'A participant muted (paused: true) or unmuted a track.',
+    description: 'A track was muted (paused: true) or unmuted, by its owner or by the host. Sent to the owner too: if it is your track, reflect the new state in your UI (and pause your local producer).',
   }),
   'media:consumer-closed': notice({
     payload: z.object({ roomId: RoomId, consumerId: MediaId, producerId: MediaId }),

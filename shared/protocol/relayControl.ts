@@ -90,6 +90,11 @@ export const relayControlRequests = {
     response: Ok,
     description: 'Close the room and everything in it. Idempotent.',
   }),
+  'room.producers': request({
+    request: z.object({ roomId: RoomId }).strict(),
+    response: z.object({ producers: z.array(ProducerInfo) }),
+    description: 'Every track of the room with its peer (e.g. for a host muting a participant).',
+  }),
   'peer.join': request({
     request: z.object({ ...Peer, resume: z.boolean().optional() }).strict(),
     response: z.object({ rtpCapabilities: RouterRtpCapabilities, producers: z.array(ProducerInfo), resumed: z.boolean() }),

@@ -79,6 +79,7 @@ describe('CDR spool and replay across a Redis stop and start', function () {
       await until(() => cdr.spool.pending === 0);
       const after = emit(5);
       await cdr.flush();
+      await until(() => cdr.spool.pending === 0);
 
       const stored = await readAllRecords(client, SHARDS);
       const counts = countByEventId(stored);
@@ -96,18 +97,22 @@ describe('CDR spool and replay across a Redis stop and start', function () {
     }
   });
 
-  it('does not add a record twice when Redis took it but the writer spooled it anyway', async () => {
+  it('does not add a record twice when Redis took it but the writer spooled it anyway, and skips a damaged one', async () => {
     const hub: Hub = await startTestHub(redis.url, env);
     try {
       const cdr = cdrOf(hub.ctx);
       const { record } = recordFromFact(oneToOneFact('uAckLost000001', 'uAckLost000002', DISPOSITION_CASES[0]!), cdr.pseudonymizer);
       expect(await cdr.writer.writeRecord(record)).to.equal('written');
-      // As if the confirmation had been lost on the way back: the same record is in the spool.
+      // As if the confirmation had been lost on the way back: the same record is in the spool,
+      // behind a damaged one that must not block it.
+      await cdr.spool.append({ v: '1', eventId: 'damaged' } as unknown as typeof record);
       await cdr.spool.append(record);
       const duplicatesBefore = cdr.writer.stats.duplicates;
+      const droppedBefore = cdr.writer.stats.dropped;
       await cdr.writer.replay();
       expect(cdr.spool.pending).to.equal(0);
       expect(cdr.writer.stats.duplicates).to.equal(duplicatesBefore + 1);
+      expect(cdr.writer.stats.dropped).to.equal(droppedBefore + 1);
       const stored = await readAllRecords(client, SHARDS);
       expect(stored.filter((s) => s.fields.eventId === record.eventId)).to.have.length(1);
     } finally {
@@ -119,6 +124,9 @@ describe('CDR spool and replay across a Redis stop and start', function () {
     const hub: Hub = await startTestHub(redis.url, env);
     try {
       const cdr = cdrOf(hub.ctx);
+      // One record first, so the script is cached as it is after a hub's first call.
+      hub.ctx.events.emit('call:ended', oneToOneFact('uSlowRedis0001', 'uSlowRedis0002', DISPOSITION_CASES[0]!));
+      await cdr.flush();
       const before = cdr.writer.stats.duplicates;
       // Redis holds every write (scripts included) for a second: longer than the writer waits.
       await client.call('CLIENT', 'PAUSE', '1000', 'WRITE');

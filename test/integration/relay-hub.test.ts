@@ -265,14 +265,23 @@ describe('hub and relay nodes', function () {
       const paused = bobInbox.next('media:producer-paused');
       await ok(aliceSocket, 'media:producer-pause', { roomId: room, producerId: produced.producerId });
       expect(await paused).to.deep.include({ userId: alice.userId, producerId: produced.producerId, paused: true });
+      // The host's way: unmute (then mute) every audio track of a user; the owner hears of it too.
+      const unmutedForAlice = new Inbox(aliceSocket).next('media:producer-paused');
+      expect(await relay.media.setTracksPaused(room, alice.userId, false, 'audio')).to.equal(1);
+      expect(await unmutedForAlice).to.deep.include({ producerId: produced.producerId, paused: false });
+      expect(await relay.media.setTracksPaused(room, alice.userId, false, 'audio')).to.equal(0);
+      expect(await relay.media.setTracksPaused(room, bob.userId, true)).to.equal(0);
+      // Bounded input: too many codecs is refused before it reaches the relay.
+      const bloated = { ...audioRtpParameters(6), codecs: Array.from({ length: 17 }, (_, i) => ({ mimeType: 'audio/opus', payloadType: 100 + i, clockRate: 48000, channels: 2 })) };
+      expect(await errorCode(aliceSocket, 'media:produce', { roomId: room, transportId: send.id, kind: 'audio', rtpParameters: bloated })).to.equal('VALIDATION_FAILED');
 
       const consumerClosed = bobInbox.next('media:consumer-closed');
       const producerClosed = bobInbox.next('media:producer-closed');
       await ok(aliceSocket, 'media:producer-close', { roomId: room, producerId: produced.producerId });
       expect(await consumerClosed).to.deep.equal({ roomId: room, consumerId: consumed.consumerId, producerId: produced.producerId });
       expect(await producerClosed).to.deep.include({ producerId: produced.producerId, kind: 'audio' });
-      // Alice is not told about her own track.
-      expect(aliceInbox.events.filter((e) => e.event.startsWith('media:producer'))).to.deep.equal([]);
+      // Alice is not told about her own track coming and going.
+      expect(aliceInbox.events.filter((e) => e.event === 'media:producer-added' || e.event === 'media:producer-closed')).to.deep.equal([]);
 
       // The owner takes Bob out: his requests stop, his peer leaves the relay.
       const relayNode = node(await relay.service.nodeOf(room))!;
