@@ -17,6 +17,7 @@ import { installErrorHandler } from './http/errors.js';
 import { registerHealthRoutes } from './http/health.js';
 import { registerIdentity } from './identity/register.js';
 import { registerMetricsRoutes } from './http/metrics.js';
+import { registerAdminRoutes } from './http/admin.js';
 import { HubMetrics } from './metrics/HubMetrics.js';
 import { registerWeb } from './http/web.js';
 import { registerCdr } from './cdr/registerCdr.js';
@@ -115,6 +116,7 @@ export class Hub {
       metrics.attach(ctx);
       registerMetricsRoutes(ctx, metrics);
     }
+    registerAdminRoutes(ctx);
     registerWeb(ctx);
 
     await app.listen({ host: config.HUB_HOST, port: config.HUB_PORT });

@@ -70,4 +70,6 @@ export const keys = {
   relayRoom: (roomId: string) => `relay:room:${roomId}`,
   /** set: `userId:deviceId` allowed to use a room's media, TTL RELAY_ROOM_TTL_S. */
   mediaMembers: (roomId: string) => `media:members:${roomId}`,
+  /** hash: call activity counts of one minute (enums only), 2-day TTL. */
+  activityMinute: (minuteEpochMs: number) => `stats:calls:${minuteEpochMs}`,
 };
