@@ -55,14 +55,16 @@ function portFree(port: number): Promise<boolean> {
 
 const children: { name: string; child: ChildProcess }[] = [];
 
-function launch(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<string> {
+function launch(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, echo = true): Promise<string> {
   // Own process group: Ctrl-C reaches only this script, which stops children in order.
   const child = spawn(cmd, args, { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push({ name, child });
   return new Promise((res, rej) => {
     let buf = '';
+    let tail = '';
     child.stdout!.on('data', (chunk: Buffer) => {
-      process.stdout.write(chunk);
+      if (echo) process.stdout.write(chunk);
+      else tail = (tail + chunk.toString()).slice(-4000);
       buf += chunk.toString();
       const m = buf.match(ready);
       if (m) {
@@ -71,7 +73,7 @@ function launch(name: string, cmd: string, args: string[], env: NodeJS.ProcessEn
       }
     });
     child.once('exit', (code, sig) => {
-      rej(new Error(`${name} exited (${code ?? sig}) before it was ready`));
+      rej(new Error(`${name} exited (${code ?? sig}) before it was ready${tail ? `:\n${tail}` : ''}`));
       if (!stopping) {
         say(`${name} exited (${code ?? sig}); stopping everything`);
         void stopAll(1);
@@ -112,7 +114,7 @@ async function main(): Promise<void> {
     await launch('redis', 'redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
       '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--loglevel', 'notice',
-    ], env, /Ready to accept connections/);
+    ], env, /Ready to accept connections/, false);
     env.REDIS_URL = `redis://127.0.0.1:${port}`;
     say(`embedded Redis on ${env.REDIS_URL} (data in var/redis)`);
   }

@@ -65,6 +65,17 @@ export class CallManager extends Emitter<CallManagerEvents> {
       on('call:media-state', (p) => this.#route(p.callId, (c) => c.onPeerMedia({ audio: p.audio, video: p.video }))),
       on('call:peer-connection', (p) => this.#route(p.callId, (c) => c.onPeerConnection(p.state))),
       on('call:ended', (p) => this.#route(p.callId, (c) => c.onEnded(p.reason))),
+      on('call:resumed', ({ call: view }) => {
+        // A live call this client has no media for (e.g. the app restarted mid-call):
+        // end it cleanly rather than leave the other party waiting for the grace period.
+        if (view.thisDevice && !this.#calls.has(view.callId) && !this.#pending.size && view.state !== 'ended') {
+          const ringing = view.state === 'inviting' || view.state === 'ringing';
+          const req = ringing && view.role === 'caller' ? this.#client.request('call:cancel', { callId: view.callId })
+            : ringing ? Promise.resolve({})
+            : this.#client.request('call:hangup', { callId: view.callId });
+          void req.catch(() => undefined);
+        }
+      }),
     );
     const offReconnect = client.onConnected(({ first }) => {
       if (!first) void this.resync();
