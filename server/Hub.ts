@@ -54,7 +54,7 @@ export class Hub {
 
     const redis = createRedis(config.REDIS_URL, log, `${hubId}-cmd`);
     const pub = createRedis(config.REDIS_URL, log, `${hubId}-pub`);
-    const sub = pub.duplicate({ connectionName: `${hubId}-sub` });
+    const sub = createRedis(config.REDIS_URL, log, `${hubId}-sub`);
     closers.push(async () => {
       await Promise.allSettled([redis.quit(), pub.quit(), sub.quit()]);
     });

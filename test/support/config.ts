@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadHubConfig, type HubConfig } from '../../server/config.js';
 
 const secret = () => randomBytes(24).toString('hex');
+
+// Every hub of this test process spools under one folder, removed at exit.
+const spoolRoot = mkdtempSync(join(tmpdir(), 'callhub-spools-'));
+process.once('exit', () => rmSync(spoolRoot, { recursive: true, force: true }));
 
 /** Environment for a hub under test: fresh secrets, port 0, webhook settings as given. */
 export function testHubEnv(redisUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
@@ -19,7 +26,7 @@ export function testHubEnv(redisUrl: string, overrides: Record<string, string> =
     RELAY_REQUIRED: 'false',
     CDR_PSEUDONYM_KEYS_BILLING: `1:${secret()}`,
     CDR_PSEUDONYM_KEYS_ANALYTICS: `1:${secret()}`,
-    CDR_SPOOL_DIR: `/tmp/callhub-spool-${randomBytes(4).toString('hex')}`,
+    CDR_SPOOL_DIR: join(spoolRoot, randomBytes(4).toString('hex')),
     ...overrides,
   };
 }
