@@ -70,6 +70,28 @@ export const keys = {
   relayRoom: (roomId: string) => `relay:room:${roomId}`,
   /** set: `userId:deviceId` allowed to use a room's media, TTL RELAY_ROOM_TTL_S. */
   mediaMembers: (roomId: string) => `media:members:${roomId}`,
+
+  /**
+   * Conferences. Every conference key shares the `{conf}` hash tag (as calls
+   * share `{calls}`): a transition touching a conference, its participants
+   * and the shared timer set is one atomic script, on Redis Cluster too.
+   */
+  /** hash: one conference (state, host, creator, times, max size, leg counter), TTL. */
+  conference: (id: string) => `conf:{conf}:${id}`,
+  /** hash: userId -> JSON participant (bound session/device, joinedAt, legId, lostAt), TTL. */
+  conferenceParticipants: (id: string) => `conf:{conf}:${id}:participants`,
+  /** set: user ids who may join (invited, or participants), TTL. */
+  conferenceAllowed: (id: string) => `conf:{conf}:${id}:allowed`,
+  /** hash: userId -> JSON ringing invitation (invitedBy, invitedAt, expiresAt), TTL. */
+  conferenceRinging: (id: string) => `conf:{conf}:${id}:ringing`,
+  /** set: every user id that ever joined (the conference record's participant count), TTL. */
+  conferenceEveryone: (id: string) => `conf:{conf}:${id}:everyone`,
+  /** hash: factId -> JSON leg/conference fact waiting to be emitted (claimed once through its timer), TTL. */
+  conferenceFacts: (id: string) => `conf:{conf}:${id}:facts`,
+  /** set: conference ids a user is in or invited to (a lookup aid; readers re-check the conference), TTL. */
+  userConferences: (uid: string) => `conf:{conf}:user:${uid}`,
+  /** sorted set: `<conferenceId>|<timer>` scored by due time (ring, grace, max, fact); every hub scans it, one claims each entry. */
+  conferenceTimers: () => 'conf:{conf}:due',
   /** hash: call activity counts of one minute (enums only), 2-day TTL. */
   activityMinute: (minuteEpochMs: number) => `stats:calls:${minuteEpochMs}`,
 };

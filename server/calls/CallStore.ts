@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { CallEndReason, CallRole, CallState, IceCandidate } from '../../shared/protocol/calls.js';
 import { keys } from '../keys.js';
-import { RedisScript } from '../identity/RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 import {
   CALL_FIELDS, CALL_TIMERS, decodeCall, decodeCallFromFlat,
   type CallRecord, type CallTimer, type HangupBy,
@@ -42,7 +42,7 @@ local function allowed(list, state)
 end
 `;
 
-const INVITE = new RedisScript(`
+const INVITE = new LuaScript(`
 -- KEYS: callerSlot, calleeSlot, newCall, due, callerCurCall, calleeCurCall
 local cid = ARGV[1]
 local curCaller = redis.call('GET', KEYS[1]) or ''
@@ -93,7 +93,7 @@ redis.call('ZADD', KEYS[4], ARGV[5], cid .. '|ring', ARGV[8], cid .. '|max')
 return {'created'}
 `);
 
-const MARK_RINGING = new RedisScript(`
+const MARK_RINGING = new LuaScript(`
 -- KEYS: call, ringing. ARGV: now, ttlMs, session...
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'inviting' and st ~= 'ringing' then return -1 end
@@ -107,7 +107,7 @@ end
 return 0
 `);
 
-const ACCEPT = new RedisScript(`
+const ACCEPT = new LuaScript(`
 -- KEYS: call, due, ringing, early
 local c = redis.call('HMGET', KEYS[1], 'state', 'callee.user', 'callee.session')
 if not c[1] or c[2] ~= ARGV[2] then return 'not_found' end
@@ -124,7 +124,7 @@ redis.call('DEL', KEYS[3], KEYS[4])
 return 'ok'
 `);
 
-const CONNECTED = new RedisScript(`
+const CONNECTED = new LuaScript(`
 -- KEYS: call, due. ARGV: callId, role, iceType, now
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'answered' and st ~= 'connected' then return st or 'not_found' end
@@ -138,7 +138,7 @@ end
 return 'recorded'
 `);
 
-const END = new RedisScript(CLAIM + `
+const END = new LuaScript(CLAIM + `
 -- KEYS: call, due, callerSlot, calleeSlot, ringing, early
 -- ARGV: callId, reason, hangupBy, now, allowed, dueMember, requireField, requireNoRinging, endedBySession, factDue, endedTtlMs
 local cid = ARGV[1]
@@ -165,7 +165,7 @@ table.insert(out, 1, 'ok')
 return out
 `);
 
-const LOST = new RedisScript(`
+const LOST = new LuaScript(`
 -- KEYS: call, due. ARGV: callId, role, session, now, graceDue
 local c = redis.call('HMGET', KEYS[1], 'state', ARGV[2] .. '.session', ARGV[2] .. '.lostAt')
 if not c[1] or c[1] == 'ended' or c[2] ~= ARGV[3] or c[3] then return 0 end
@@ -174,7 +174,7 @@ redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1] .. '|grace:' .. ARGV[2])
 return 1
 `);
 
-const BACK = new RedisScript(`
+const BACK = new LuaScript(`
 -- KEYS: call, due. ARGV: callId, role, session
 local c = redis.call('HMGET', KEYS[1], 'state', ARGV[2] .. '.session', ARGV[2] .. '.lostAt')
 if not c[1] or c[1] == 'ended' or c[2] ~= ARGV[3] or not c[3] then return 0 end
@@ -183,7 +183,7 @@ redis.call('ZREM', KEYS[2], ARGV[1] .. '|grace:' .. ARGV[2])
 return 1
 `);
 
-const FALLBACK = new RedisScript(CLAIM + `
+const FALLBACK = new LuaScript(CLAIM + `
 -- KEYS: call, due. ARGV: callId, now, dueMember, allowed, hasFallback, newConnectDue
 if not claim(KEYS[2], ARGV[3], ARGV[2]) then return 'noop' end
 local c = redis.call('HMGET', KEYS[1], 'state', 'fallbackAt')
@@ -198,7 +198,7 @@ end
 return 'fail'
 `);
 
-const SET_FIELDS = new RedisScript(`
+const SET_FIELDS = new LuaScript(`
 -- KEYS: call. ARGV: mode (live | report), field, value, ...
 local c = redis.call('HMGET', KEYS[1], 'state', 'factAt')
 if not c[1] then return 0 end
@@ -207,7 +207,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 `);
 
-const PUSH_EARLY = new RedisScript(`
+const PUSH_EARLY = new LuaScript(`
 -- KEYS: call, early. ARGV: item, max, ttlMs
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'inviting' and st ~= 'ringing' then return -1 end
@@ -217,7 +217,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 `);
 
-const CLAIM_FACT = new RedisScript(CLAIM + `
+const CLAIM_FACT = new LuaScript(CLAIM + `
 -- KEYS: call, due. ARGV: member, now
 if not claim(KEYS[2], ARGV[1], ARGV[2]) then return {'unclaimed'} end
 local c = redis.call('HMGET', KEYS[1], 'state', 'factAt')

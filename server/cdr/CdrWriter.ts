@@ -4,7 +4,7 @@ import { decodeCdr, encodeCdr, type CdrRecord } from '../../shared/cdr.js';
 import type { CallEndedFact } from '../calls/CallEndedFact.js';
 import { keys } from '../keys.js';
 import type { Logger } from '../log.js';
-import { LuaScript } from './LuaScript.js';
+import { LuaScript } from '../LuaScript.js';
 import type { Pseudonymizer } from './Pseudonymizer.js';
 import { CdrRefusedError, recordFromFact } from './recordFromFact.js';
 import type { Spool } from './Spool.js';

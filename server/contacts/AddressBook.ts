@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { keys } from '../keys.js';
-import { RedisScript } from '../identity/RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 
 /** `n:` numbers, `e:` emails, followed by the identifier's keyed hash. */
 export type BookField = `n:${string}` | `e:${string}`;
@@ -21,7 +21,7 @@ export class BookFullError extends Error {
 // Values are `<0|1> id id ...`: the anon flag, then client ids (which never hold whitespace).
 // KEYS: book. ARGV: max, then field/value pairs. Merges the tags into the book.
 // Returns { fields that were new }, or { -1 } when the book would exceed max.
-const ADD = new RedisScript(`
+const ADD = new LuaScript(`
 local max = tonumber(ARGV[1])
 local fresh = {}
 for i = 2, #ARGV, 2 do
@@ -51,7 +51,7 @@ return fresh
 // KEYS: book. ARGV: count of fields F, F fields, then client ids. Drops the named fields
 // outright, and the client ids from every field; a field left with no id and no anon
 // entry goes. Returns the fields removed.
-const REMOVE = new RedisScript(`
+const REMOVE = new LuaScript(`
 local nFields = tonumber(ARGV[1])
 local removed = {}
 for i = 2, nFields + 1 do

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { keys } from '../keys.js';
 import type { PhoneHasher } from './PhoneHasher.js';
-import { RedisScript } from './RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 
 export interface Profile {
   userId: string;
@@ -23,14 +23,14 @@ export interface ProfilePatch {
 }
 
 // Writes a profile only if none exists. Returns 1 when written.
-const CREATE_PROFILE = new RedisScript(`
+const CREATE_PROFILE = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 `);
 
 // Applies a patch to an existing profile. ARGV: pairs of field, value; an empty value deletes.
-const PATCH_PROFILE = new RedisScript(`
+const PATCH_PROFILE = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 for i = 1, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -39,7 +39,7 @@ return 1
 `);
 
 // Removes the phone index only while it still names this user.
-const UNINDEX = new RedisScript(`
+const UNINDEX = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 `);

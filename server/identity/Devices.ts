@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { keys } from '../keys.js';
-import { RedisScript } from './RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 
 export interface DeviceRecord {
   deviceId: string;
@@ -18,7 +18,7 @@ export type DeviceRegistration = Pick<DeviceRecord, 'platform' | 'name' | 'pushT
 
 // KEYS: devices. ARGV: deviceId, registration JSON, now. Replaces the mutable
 // fields of an existing device; returns the new JSON or false when absent.
-const REPLACE = new RedisScript(`
+const REPLACE = new LuaScript(`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 local d = cjson.decode(raw)
@@ -32,7 +32,7 @@ return encoded
 
 // KEYS: devices. ARGV: deviceId, field, token. Drops a push token the push service
 // reported dead, unless the device registered a new one meanwhile.
-const DROP_TOKEN = new RedisScript(`
+const DROP_TOKEN = new LuaScript(`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local d = cjson.decode(raw)

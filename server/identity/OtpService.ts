@@ -7,7 +7,7 @@ import { CodeDeliveryError, type CodeDelivery } from './CodeDelivery.js';
 import type { PhoneHasher } from './PhoneHasher.js';
 import type { PhoneNumbers } from './PhoneNumbers.js';
 import type { RateLimiter } from './RateLimiter.js';
-import { RedisScript } from './RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 
 export interface OtpOptions {
   /** Lifetime of a code, seconds. */
@@ -35,7 +35,7 @@ const HOUR = 3600;
 
 // Consumes the code if it is still the one that matched (single use even when two
 // verifications race). Returns 1 when consumed.
-const CONSUME = new RedisScript(`
+const CONSUME = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[1] then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1])
@@ -44,12 +44,12 @@ return 1
 
 // Counts a wrong try against the code that was read (not a newer one). Returns the
 // attempts so far, or -1 when the code changed meanwhile.
-const WRONG_TRY = new RedisScript(`
+const WRONG_TRY = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[1] then return -1 end
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 `);
 
-const DELETE_IF_MAC = new RedisScript(`
+const DELETE_IF_MAC = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'mac') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 `);

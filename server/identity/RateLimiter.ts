@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { RedisScript } from './RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 
 /**
  * `fixed`: one counter per window that starts with the first hit (cheap, fits
@@ -39,7 +39,7 @@ const MAX_SLIDING_COST = 10_000;
 
 // Both scripts take the clock from Redis (TIME) so several hub processes agree.
 // Returns { allowed (0/1), remaining, retryAfterMs }.
-const FIXED = new RedisScript(`
+const FIXED = new LuaScript(`
 local cost = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local windowMs = tonumber(ARGV[3])
@@ -58,7 +58,7 @@ end
 return { 1, limit - current - (consume and cost or 0), 0 }
 `);
 
-const SLIDING = new RedisScript(`
+const SLIDING = new LuaScript(`
 local cost = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local windowMs = tonumber(ARGV[3])
@@ -81,7 +81,7 @@ end
 return { 1, limit - count - (consume and cost or 0), 0 }
 `);
 
-const REFUND_FIXED = new RedisScript(`
+const REFUND_FIXED = new LuaScript(`
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n <= 0 then return 0 end
 local left = redis.call('DECRBY', KEYS[1], math.min(n, tonumber(ARGV[1])))

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AppError } from '../../shared/protocol/errors.js';
 import { keys } from '../keys.js';
-import { RedisScript } from './RedisScript.js';
+import { LuaScript } from '../LuaScript.js';
 
 export interface SessionRecord {
   sessionId: string;
@@ -31,7 +31,7 @@ const SPENT_KEPT = 20;
 // KEYS: sessions, devices. ARGV: sessionId, session JSON, deviceId, device JSON, now.
 // Writes the session and (if new) its device, and prunes sessions whose refresh
 // token expired, with the devices only they used.
-const CREATE = new RedisScript(`
+const CREATE = new LuaScript(`
 local now = tonumber(ARGV[5])
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -54,7 +54,7 @@ return 1
 
 // KEYS: sessions, devices. ARGV: sessionId. Removes the session and its device when
 // no other session of the user uses that device. Returns the device id or false.
-const REVOKE = new RedisScript(`
+const REVOKE = new LuaScript(`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -70,7 +70,7 @@ return s.deviceId
 
 // KEYS: sessions, devices. ARGV: sessionId, presented hash, new hash, new expiry, now, spent kept.
 // Returns { status, deviceId }: ok (rotated), expired, reused (session revoked), invalid, missing.
-const ROTATE = new RedisScript(`
+const ROTATE = new LuaScript(`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return { 'missing', '' } end
 local s = cjson.decode(raw)

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { notice, request } from './define.js';
-import { CallId, DisplayName, E164, Empty, PhoneInput, Platform, UserId } from './common.js';
+import { CallId, DisplayName, E164, Empty, PhoneInput, Platform, RoomId, UserId } from './common.js';
 
 /**
  * 1:1 calls. The hub rings the callee's devices, settles who answered, and
@@ -243,6 +243,10 @@ export const callsNotices = {
   'call:resumed': notice({
     payload: z.object({ call: CallView }),
     description: 'This device (re)connected while it is a party of a live call: the call continues.',
+  }),
+  'call:relay': notice({
+    payload: z.object({ callId: CallId, roomId: RoomId }),
+    description: 'Direct media failed (ICE failure or no connected report in time): the call goes on through the relay. Close the peer connection, join the relay room (media:join { roomId }, then send and receive as in a conference), and report call:report connected again once media flows. The call id stays the same.',
   }),
   'call:peer-connection': notice({
     payload: z.object({ callId: CallId, state: z.enum(['lost', 'resumed']) }),
