@@ -23,6 +23,7 @@ import { registerWeb } from './http/web.js';
 import { registerCdr } from './cdr/registerCdr.js';
 import { registerCalls } from './calls/registerCalls.js';
 import { registerRelay } from './relay/registerRelay.js';
+import { registerConference } from './conference/registerConference.js';
 
 export interface HubStartOptions {
   /** Use this logger instead of creating one (tests pass a silent one). */
@@ -111,6 +112,7 @@ export class Hub {
     await registerCdr(ctx); // before calls/conference: closes after them, so calls ended at shutdown are recorded
     registerRelay(ctx); // before calls/conference: they use ctx.relay, and it closes after them
     registerCalls(ctx);
+    registerConference(ctx); // after calls: installs the relay fallback on ctx.calls
     if (config.METRICS_ENABLED) {
       const metrics = new HubMetrics(hubId);
       metrics.attach(ctx);

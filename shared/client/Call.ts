@@ -2,6 +2,7 @@ import type { CallEndReason, CallParty, CallRole, CallSignal, CallState, IceCand
 import type { CallhubClient } from './CallhubClient.js';
 import { ClientError } from './ClientError.js';
 import { DirectMedia } from './DirectMedia.js';
+import type { RelayJoiner } from './relayTypes.js';
 import { Emitter } from './Emitter.js';
 import { openLocalMedia, type MediaEnvironment } from './MediaEnvironment.js';
 import { connectivityFrom, inboundFrom, qualityFrom, type Connectivity, type InboundTrackStats, type StatsReportLike } from './stats.js';
@@ -19,10 +20,6 @@ export interface CallMediaPath {
   close(): void;
 }
 
-/** Joins a relay room with local tracks (implemented by RelayMedia with mediasoup-client). */
-export interface RelayJoiner {
-  join(client: CallhubClient, roomId: string, local: MediaStream, onTrack: (track: MediaStreamTrack) => void): Promise<CallMediaPath>;
-}
 
 export interface CallTimings {
   /** Epoch ms of the invite (caller) or the first ring (callee). */
@@ -31,7 +28,9 @@ export interface CallTimings {
   answeredAt?: number;
   /** Epoch ms when media connected (first time, and again after a move to the relay). */
   connectedAt?: number;
-  /** Epoch ms when the first remote audio was decoded. */
+  /** Epoch ms when the hub moved the call to the relay (`call:relay`), if it did. */
+  relayAt?: number;
+  /** Epoch ms when the first remote audio was decoded (on the relay path, the first after the move). */
   firstAudioAt?: number;
   endedAt?: number;
 }
@@ -359,6 +358,9 @@ export class Call extends Emitter<CallEvents> {
   moveToRelay(roomId: string): Promise<void> {
     this.#moving ??= (async () => {
       if (this.#state === 'ended') return;
+      this.timings.relayAt = Date.now();
+      this.timings.firstAudioAt = undefined; // measure the relay path's own first audio
+      this.#stopFirstAudioWatch();
       try {
         const joiner = await this.#ctx.relay();
         const local = await this.#openLocal();
@@ -368,19 +370,26 @@ export class Call extends Emitter<CallEvents> {
         this.#media = undefined;
         this.#remote = undefined;
         this.#connectedReported = false;
-        const path = await joiner.join(this.#ctx.client, roomId, local, (track) => this.#addRemoteTrack(track));
+        // The relay's transports may connect while join() is still producing.
+        let connected = false;
+        let attached = false;
+        const path = await joiner.join(this.#ctx.client, roomId, local, {
+          onTrack: (track) => this.#addRemoteTrack(track),
+          onConnected: () => {
+            connected = true;
+            if (attached) void this.#onRelayConnected();
+          },
+          onError: (err) => this.emit('error', err),
+        });
         if ((this.#state as CallState) === 'ended') { // it may have ended while joining
           path.close();
           return;
         }
         this.#media = path;
-        if (this.#muted) await path.setAudioPaused?.(true);
         this.#connectivity = undefined;
-        this.timings.connectedAt = Date.now();
-        if (this.#state === 'answered') this.#setState('connected');
-        this.emit('connected', { path: 'relay' });
-        this.#watchFirstAudio();
-        this.#scheduleQualityReports();
+        attached = true;
+        if (this.#muted) await path.setAudioPaused?.(true);
+        if (connected) await this.#onRelayConnected();
       } catch (err) {
         this.emit('error', err);
       } finally {
@@ -388,6 +397,25 @@ export class Call extends Emitter<CallEvents> {
       }
     })();
     return this.#moving;
+  }
+
+  // Media flows through the relay: the same report as for a direct connection, with the pair to the relay.
+  async #onRelayConnected(): Promise<void> {
+    const callId = this.#id;
+    const media = this.#media;
+    if (!callId || this.#state === 'ended' || media?.kind !== 'relay') return;
+    this.timings.connectedAt = Date.now();
+    const reports = await media.getStats().catch(() => []);
+    this.#connectivity = reports.map((r) => connectivityFrom(r)).find((c) => c !== undefined);
+    if (this.#state === 'answered') this.#setState('connected');
+    this.emit('connected', this.#connectivity ? { path: 'relay', connectivity: this.#connectivity } : { path: 'relay' });
+    this.#watchFirstAudio();
+    const c = this.#connectivity;
+    const path = c ? { local: c.local, remote: c.remote } : { local: 'host' as const, remote: 'host' as const };
+    await this.#ctx.client.request('call:report', { callId, event: 'connected', path }).catch((err: unknown) => {
+      if (!isGoneError(err)) this.emit('error', err);
+    });
+    this.#scheduleQualityReports();
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { CallParty } from '../protocol/calls.js';
 import type { CallhubClient } from './CallhubClient.js';
-import { Call, type CallContext, type RelayJoiner } from './Call.js';
+import { Call, type CallContext } from './Call.js';
+import type { RelayJoiner } from './relayTypes.js';
 import { ClientError } from './ClientError.js';
 import { Emitter } from './Emitter.js';
 import { requireMediaEnvironment, type MediaEnvironment } from './MediaEnvironment.js';
@@ -65,6 +66,7 @@ export class CallManager extends Emitter<CallManagerEvents> {
       on('call:media-state', (p) => this.#route(p.callId, (c) => c.onPeerMedia({ audio: p.audio, video: p.video }))),
       on('call:peer-connection', (p) => this.#route(p.callId, (c) => c.onPeerConnection(p.state))),
       on('call:ended', (p) => this.#route(p.callId, (c) => c.onEnded(p.reason))),
+      on('call:relay', (p) => this.#route(p.callId, (c) => void c.moveToRelay(p.roomId))),
       on('call:resumed', ({ call: view }) => {
         // A live call this client has no media for (e.g. the app restarted mid-call):
         // end it cleanly rather than leave the other party waiting for the grace period.

@@ -6,7 +6,8 @@ import { identityRoutes, type HttpRouteSpec } from '../protocol/identity.js';
 import { contactsRoutes } from '../protocol/contacts.js';
 import { HttpApi, type FetchLike, type RouteBody, type RouteReply } from './HttpApi.js';
 import { CallManager } from './CallManager.js';
-import type { RelayJoiner } from './Call.js';
+import { ConferenceManager } from './ConferenceManager.js';
+import type { RelayJoiner } from './relayTypes.js';
 import { defaultMediaEnvironment, type MediaEnvironment } from './MediaEnvironment.js';
 import { SDK_VERSION } from './version.js';
 import { decodeJwtClaims, MemoryTokenStore, type StoredSession, type TokenStore } from './TokenStore.js';
@@ -61,6 +62,8 @@ export class CallhubClient extends Emitter<ClientEvents> {
   readonly http: HttpApi;
   /** 1:1 calls: `calls.call(...)`, `calls.on('incoming', ...)`. */
   readonly calls: CallManager;
+  /** Conferences: `conferences.create(...)`, `conferences.join(id)`, `conferences.on('incoming', ...)`. */
+  readonly conferences: ConferenceManager;
   readonly #opts: CallhubClientOptions;
   readonly #store: TokenStore;
   #session: StoredSession | null = null;
@@ -82,13 +85,11 @@ export class CallhubClient extends Emitter<ClientEvents> {
     this.http = new HttpApi(this.url, fetchFn, opts.requestTimeoutMs ?? 10_000);
     this.onListenerError = (err) => this.emit('error', err);
     const platform = opts.device?.platform ?? 'web';
-    this.calls = new CallManager(this, {
-      media: opts.media ?? defaultMediaEnvironment(),
-      relay: opts.relay ?? (async () => (await import('./RelayMedia.js')).relayJoiner()),
-      appVersion: opts.appVersion ?? SDK_VERSION,
-      platform,
-      blockDirectMedia: opts.testing?.blockDirectMedia === true,
-    });
+    const media = opts.media ?? defaultMediaEnvironment();
+    const relay = opts.relay ?? (async () => (await import('./RelayMedia.js')).relayJoiner());
+    const appVersion = opts.appVersion ?? SDK_VERSION;
+    this.calls = new CallManager(this, { media, relay, appVersion, platform, blockDirectMedia: opts.testing?.blockDirectMedia === true });
+    this.conferences = new ConferenceManager(this, { media, relay, appVersion, platform });
   }
 
   /** Runs `listener` on every (re)connection of the hub socket; `first` is true for the first one. */
@@ -230,6 +231,7 @@ export class CallhubClient extends Emitter<ClientEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.calls.close();
+    this.conferences.close();
     clearTimeout(this.#refreshTimer);
     this.#connection?.close();
     this.#connection = undefined;

@@ -7,23 +7,9 @@ import { Device } from 'mediasoup-client';
 import type { Consumer, Producer, RtpCapabilities, RtpParameters, Transport, TransportOptions } from 'mediasoup-client/types';
 import type { MediaProducer } from '../protocol/media.js';
 import type { CallhubClient } from './CallhubClient.js';
-import type { CallMediaPath, RelayJoiner } from './Call.js';
 import { ClientError } from './ClientError.js';
+import type { RelayJoiner, RelayRoomHandle, RelayRoomHandlers } from './relayTypes.js';
 import type { StatsReportLike } from './stats.js';
-
-export interface RelayRoomHandlers {
-  /** A remote track started (consume done and resumed). */
-  onTrack?(track: MediaStreamTrack, producer: MediaProducer): void;
-  /** A remote track ended. */
-  onTrackEnded?(producer: MediaProducer): void;
-  /** A remote participant muted or unmuted a track. */
-  onTrackPaused?(producer: MediaProducer, paused: boolean): void;
-  /** The room's dominant speaker changed. */
-  onActiveSpeaker?(userId: string, peerId: string): void;
-  /** Media was lost and the room is being joined again (transparent to the user). */
-  onRejoining?(): void;
-  onError?(err: unknown): void;
-}
 
 export interface RelayRoomOptions {
   /** mediasoup-client handler (e.g. 'ReactNative106'); detected when absent. */
@@ -36,7 +22,7 @@ export interface RelayRoomOptions {
  * the room's notices. Rejoins by itself when the relay loses the room or
  * closes a transport. `close()` leaves the room and is idempotent.
  */
-export class RelayRoom implements CallMediaPath {
+export class RelayRoom implements RelayRoomHandle {
   readonly kind = 'relay' as const;
   readonly roomId: string;
   readonly #client: CallhubClient;
@@ -53,6 +39,7 @@ export class RelayRoom implements CallMediaPath {
   #audioPaused = false;
   #closed = false;
   #joining: Promise<void> | undefined;
+  #connectedOnce = false;
 
   private constructor(client: CallhubClient, roomId: string, local: MediaStream, handlers: RelayRoomHandlers, opts: RelayRoomOptions) {
     this.#client = client;
@@ -213,7 +200,12 @@ export class RelayRoom implements CallMediaPath {
       });
     }
     transport.on('connectionstatechange', (state) => {
-      if (state === 'failed' && !this.#closed) this.#rejoin();
+      if (this.#closed) return;
+      if (state === 'failed') this.#rejoin();
+      if (state === 'connected' && !this.#connectedOnce) {
+        this.#connectedOnce = true;
+        this.#handlers.onConnected?.();
+      }
     });
     return transport;
   }
@@ -264,15 +256,11 @@ export class RelayRoom implements CallMediaPath {
     this.#recv?.close();
     this.#send = undefined;
     this.#recv = undefined;
+    this.#connectedOnce = false;
   }
 }
 
-/**
- * The relay path of a 1:1 call (CallhubClient's default `relay` option): join
- * the call's relay room with the call's local tracks.
- */
+/** CallhubClient's default `relay` option: RelayRoom with mediasoup-client's detected handler (or `handlerName`). */
 export function relayJoiner(opts: RelayRoomOptions = {}): RelayJoiner {
-  return {
-    join: (client, roomId, local, onTrack) => RelayRoom.join(client, roomId, local, { onTrack: (track) => onTrack(track) }, opts),
-  };
+  return { join: (client, roomId, local, handlers) => RelayRoom.join(client, roomId, local, handlers, opts) };
 }

@@ -1,11 +1,13 @@
 import { CallhubClient } from '../../shared/client/CallhubClient.js';
 import type { Call } from '../../shared/client/Call.js';
+import type { Conference, ConferenceExit } from '../../shared/client/Conference.js';
 import { ClientError } from '../../shared/client/ClientError.js';
 import { WebStorageTokenStore } from '../../shared/client/TokenStore.js';
 import type { CallEndReason } from '../../shared/protocol/calls.js';
 import { byTestId, elapsed, h, mount } from './dom.js';
 import { MediaSinks } from './MediaSinks.js';
 import { AddressBook } from './AddressBook.js';
+import { conferenceInviteSheet, conferenceView, EXIT_TEXT, type ConferenceActions } from './conferenceViews.js';
 
 const END_TEXT: Record<CallEndReason, string> = {
   completed: 'Call ended',
@@ -40,7 +42,10 @@ export class Softphone {
   #lastEnded: { callId?: string; reason: CallEndReason } | undefined;
   #error = '';
   #ticker: ReturnType<typeof setInterval> | undefined;
-  #screen: 'signin' | 'code' | 'home' | 'call' = 'signin';
+  #screen: 'signin' | 'code' | 'home' | 'call' | 'conference' = 'signin';
+  #conference: Conference | undefined;
+  #confInvite: Conference | undefined;
+  #lastConfExit: { conferenceId: string; reason: ConferenceExit } | undefined;
 
   constructor(root: HTMLElement, opts: SoftphoneOptions = {}) {
     this.#root = root;
@@ -64,6 +69,16 @@ export class Softphone {
     });
     this.client.on('error', (err) => console.warn('callhub:', err));
     this.client.calls.on('incoming', (call) => this.#onIncoming(call));
+    this.client.conferences.on('incoming', (conf) => this.#onConferenceInvite(conf));
+    this.client.conferences.on('joined', (conf) => this.#enterConference(conf));
+  }
+
+  get currentConference(): Conference | undefined {
+    return this.#conference;
+  }
+
+  get lastConferenceExit(): { conferenceId: string; reason: ConferenceExit } | undefined {
+    return this.#lastConfExit;
   }
 
   get currentCall(): Call | undefined {
@@ -150,10 +165,90 @@ export class Softphone {
     await call.decline().catch((err: unknown) => this.#fail(err));
   }
 
+  async #startConference(fromCall?: Call, invitePhone?: string): Promise<void> {
+    if (this.#conference) return;
+    this.#error = '';
+    try {
+      const opts: Parameters<CallhubClient['conferences']['create']>[0] = {};
+      if (fromCall?.id) opts.fromCallId = fromCall.id;
+      if (invitePhone) opts.invite = [{ phone: invitePhone }];
+      this.#enterConference(await this.client.conferences.create(opts));
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async #joinConference(conferenceId: string): Promise<void> {
+    if (this.#conference) return;
+    this.#error = '';
+    try {
+      this.#enterConference(await this.client.conferences.join(conferenceId));
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #conferenceActions(conf: Conference): ConferenceActions {
+    const run = (p: Promise<unknown>) => void p.then(() => this.#render(), (err: unknown) => this.#fail(err));
+    return {
+      invite: (target) => run(conf.invite([target])),
+      toggleMute: () => run(conf.setMuted(!conf.muted)),
+      muteParticipant: (userId) => run(conf.muteParticipant(userId, 'audio')),
+      remove: (userId) => run(conf.remove(userId)),
+      leave: () => run(conf.leave()),
+      end: () => run(conf.end()),
+      accept: () => {
+        this.#confInvite = undefined;
+        this.#enterConference(conf);
+        run(conf.join());
+      },
+      decline: () => {
+        this.#confInvite = undefined;
+        run(conf.decline());
+      },
+    };
+  }
+
+  // --- conference lifecycle -------------------------------------------------------
+
+  #onConferenceInvite(conf: Conference): void {
+    if (this.#conference || this.#call || this.#confInvite) return; // busy: let it ring out here, other devices may join
+    this.#confInvite = conf;
+    conf.on('ended', () => {
+      if (this.#confInvite === conf) this.#confInvite = undefined;
+      if (this.#conference !== conf) this.#render();
+    });
+    this.#render();
+  }
+
+  #enterConference(conf: Conference): void {
+    if (this.#conference === conf) return;
+    this.#conference = conf;
+    this.#screen = 'conference';
+    conf.on('phase', () => this.#render());
+    conf.on('participants', () => this.#render());
+    conf.on('activeSpeaker', () => this.#render());
+    conf.on('mutedByHost', () => this.#render());
+    conf.on('stream', (userId, stream) => this.sinks.attach(`conf:${userId}`, stream));
+    conf.on('streamEnded', (userId) => this.sinks.detach(`conf:${userId}`));
+    conf.on('error', (err) => console.warn('conference:', err));
+    conf.on('ended', (reason) => {
+      this.#lastConfExit = { conferenceId: conf.id, reason };
+      if (this.#conference === conf) {
+        this.#conference = undefined;
+        for (const key of this.sinks.keys()) if (key.startsWith('conf:')) this.sinks.detach(key);
+        this.#screen = this.#call ? 'call' : 'home';
+      }
+      this.#render();
+    });
+    for (const [userId, stream] of conf.streams) this.sinks.attach(`conf:${userId}`, stream);
+    this.#render();
+  }
+
   // --- call lifecycle ---------------------------------------------------------------
 
   #onIncoming(call: Call): void {
-    if (this.#call || this.#incoming) {
+    if (this.#call || this.#incoming || this.#conference) {
       // Already on a call: this device is busy (the user's other devices may still answer).
       void call.decline('busy').catch(() => undefined);
       return;
@@ -195,7 +290,7 @@ export class Softphone {
       this.sinks.detach('call');
       this.sinks.detach('local');
       clearInterval(this.#ticker);
-      this.#screen = 'home';
+      this.#screen = this.#conference ? 'conference' : 'home';
     }
     this.#render();
   }
@@ -212,7 +307,9 @@ export class Softphone {
     const screen = this.#screen === 'signin' ? this.#signinView()
       : this.#screen === 'code' ? this.#codeView()
       : this.#screen === 'call' && this.#call ? this.#callView(this.#call)
-      : this.#homeView();
+      : this.#screen === 'conference' && this.#conference
+        ? conferenceView(this.#conference, this.client.userId, this.#book.contacts, this.#conferenceActions(this.#conference))
+        : this.#homeView();
     mount(this.#root,
       h('header', { class: 'bar' },
         h('strong', {}, 'callhub'),
@@ -220,6 +317,7 @@ export class Softphone {
       this.#error ? h('p', { testid: 'error', class: 'error', role: 'alert' }, this.#error) : null,
       screen,
       this.#incoming ? this.#incomingView(this.#incoming) : null,
+      !this.#incoming && this.#confInvite ? conferenceInviteSheet(this.#confInvite, this.#conferenceActions(this.#confInvite)) : null,
     );
   }
 
@@ -251,9 +349,12 @@ export class Softphone {
   #homeView(): HTMLElement {
     const book = h('textarea', { testid: 'contacts-input', rows: 3, placeholder: 'One contact per line: Name, +44 7700 900123' });
     const dial = h('input', { testid: 'dial-input', type: 'tel', placeholder: 'Number to call' });
+    const confId = h('input', { testid: 'conf-join-input', placeholder: 'Conference id' });
     const ended = this.#lastEnded;
+    const confExit = this.#lastConfExit;
     return h('section', { testid: 'home' },
       ended ? h('p', { testid: 'call-ended', 'data-reason': ended.reason, class: 'notice' }, END_TEXT[ended.reason]) : null,
+      confExit ? h('p', { testid: 'conf-ended', 'data-reason': confExit.reason, class: 'notice' }, EXIT_TEXT[confExit.reason]) : null,
       h('div', { class: 'card' },
         h('h2', {}, 'Contacts'),
         this.#book.contacts.length
@@ -270,6 +371,12 @@ export class Softphone {
       h('form', { class: 'card row', onsubmit: (e) => { e.preventDefault(); if (dial.value.trim()) void this.#dial({ phone: dial.value.trim() }); } },
         dial,
         h('button', { testid: 'dial-call', type: 'submit', class: 'primary' }, 'Call')),
+      h('div', { class: 'card' },
+        h('h2', {}, 'Conference'),
+        h('button', { testid: 'conf-create', class: 'primary', onclick: () => void this.#startConference() }, 'Start a conference'),
+        h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); if (confId.value.trim()) void this.#joinConference(confId.value.trim()); } },
+          confId,
+          h('button', { testid: 'conf-join', type: 'submit' }, 'Join'))),
       h('button', { type: 'button', class: 'link', testid: 'sign-out', onclick: () => void this.client.signOut() }, 'Sign out'));
   }
 
@@ -279,6 +386,8 @@ export class Softphone {
       : call.state === 'answered' ? 'Connecting…'
       : call.state === 'connected' ? 'Connected' : 'Ended';
     const path = call.state === 'connected' ? call.mediaPath : undefined;
+    const addNumber = h('input', { testid: 'call-add-input', type: 'tel', placeholder: 'Add someone: number' });
+    const answered = call.state === 'answered' || call.state === 'connected';
     return h('section', { testid: 'call', class: 'call', 'data-call-id': call.id ?? '', 'data-call-state': call.state },
       h('div', { class: 'avatar' }, initials(call.peer.displayName ?? call.peer.phone ?? '?')),
       h('h1', { testid: 'call-peer' }, call.peer.displayName ?? call.peer.phone ?? 'Unknown'),
@@ -290,7 +399,12 @@ export class Softphone {
         call.peerMedia && !call.peerMedia.audio ? h('span', { testid: 'peer-muted', class: 'pill' }, 'Muted') : null),
       h('div', { class: 'controls' },
         h('button', { testid: 'mute', class: call.muted ? 'toggle on' : 'toggle', 'aria-pressed': String(call.muted), onclick: () => void call.setMuted(!call.muted).then(() => this.#render()) }, call.muted ? 'Unmute' : 'Mute'),
-        h('button', { testid: 'hangup', class: 'danger', onclick: () => void call.hangup() }, 'Hang up')));
+        h('button', { testid: 'hangup', class: 'danger', onclick: () => void call.hangup() }, 'Hang up')),
+      answered
+        ? h('form', { class: 'row add', onsubmit: (e) => { e.preventDefault(); if (addNumber.value.trim()) void this.#startConference(call, addNumber.value.trim()); } },
+          addNumber,
+          h('button', { testid: 'call-add', type: 'submit' }, 'Add'))
+        : null);
   }
 
   #incomingView(call: Call): HTMLElement {

@@ -11,6 +11,9 @@ export interface CallhubDebug {
   userId(): string | undefined;
   call(): { id?: string; role: string; state: string; path?: string; muted: boolean; timings: Record<string, number | undefined> } | null;
   lastEnded(): { callId?: string; reason: string } | null;
+  conference(): { id: string; phase: string; hostId: string; isHost: boolean; muted: boolean; activeSpeaker?: string; participants: { userId: string; audio: string; host: boolean }[] } | null;
+  lastConferenceExit(): { conferenceId: string; reason: string } | null;
+  /** Inbound RTP counters of the current call, or of the current conference. */
   stats(): Promise<InboundTrackStats[]>;
 }
 
@@ -33,6 +36,17 @@ export function installDebugHook(app: Softphone): void {
       return out;
     },
     lastEnded: () => app.lastEnded ?? null,
-    stats: async () => (app.currentCall ? app.currentCall.inboundStats() : []),
+    conference: () => {
+      const conf = app.currentConference;
+      if (!conf) return null;
+      const out: ReturnType<CallhubDebug['conference']> = {
+        id: conf.id, phase: conf.phase, hostId: conf.hostId, isHost: conf.isHost, muted: conf.muted,
+        participants: conf.participants.map((p) => ({ userId: p.userId, audio: p.audio, host: p.host })),
+      };
+      if (conf.activeSpeaker) out.activeSpeaker = conf.activeSpeaker;
+      return out;
+    },
+    lastConferenceExit: () => app.lastConferenceExit ?? null,
+    stats: async () => (app.currentCall ? app.currentCall.inboundStats() : app.currentConference ? app.currentConference.inboundStats() : []),
   };
 }

@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import type { Page } from 'playwright-core';
+import { screenshot } from '../support/browser.js';
+import { E2eEnv, inboundStats, expectAudioFlowing, recordMeasurement, type Phone } from './harness.js';
+
+function participant(page: Page, userId: string, extra = '') {
+  return page.locator(`[data-testid="participant"][data-user-id="${userId}"]${extra}`);
+}
+
+/** Waits until `page` shows `speaker` as the active speaker (highlighted in the list). */
+async function expectSpeaker(page: Page, speaker: Phone): Promise<void> {
+  await participant(page, speaker.userId, '[data-speaking="true"]').waitFor({ timeout: 15_000 });
+}
+
+describe('e2e: three-party conference through the relay', function () {
+  this.timeout(120_000);
+  let env: E2eEnv;
+
+  before(async () => {
+    env = await E2eEnv.start({ relay: true });
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.log(env?.dumpLogs());
+  });
+  after(async () => {
+    await env?.close();
+  });
+
+  it('everyone hears the other two, the active speaker follows who talks, the host mutes and removes, and each leg is recorded', async () => {
+    const started = Date.now();
+    const [alice, bob, carol] = await Promise.all([env.signIn('Alice'), env.signIn('Bob'), env.signIn('Carol')]);
+    const everyone = [alice, bob, carol];
+
+    // Alice starts a conference and invites her two contacts.
+    await alice.page.getByTestId('contacts-input').fill(`Bob, ${bob.phone}\nCarol, ${carol.phone}`);
+    await alice.page.getByTestId('contacts-upload').click();
+    await alice.page.getByTestId('contact').nth(1).waitFor();
+    await alice.page.getByTestId('conf-create').click();
+    await alice.page.locator('[data-testid="conference"][data-phase="joined"]').waitFor();
+    const conferenceId = await alice.page.getByTestId('conf-id').textContent();
+    for (const invitee of [bob, carol]) {
+      await alice.page.locator(`[data-testid="conf-invite-contact"][data-user-id="${invitee.userId}"]`).click();
+    }
+
+    // The invitations ring with the inviter's name; both join.
+    for (const invitee of [bob, carol]) {
+      await invitee.page.getByTestId('conf-incoming').waitFor();
+      expect(await invitee.page.getByTestId('conf-inviter-name').textContent()).to.equal('Alice');
+      await invitee.page.getByTestId('conf-accept').click();
+    }
+    for (const p of everyone) {
+      await p.page.locator('[data-testid="conference"][data-phase="joined"]').waitFor();
+      for (const other of everyone) await participant(p.page, other.userId).waitFor();
+    }
+    const joinedAt = Date.now();
+
+    // Every participant receives and decodes the other two.
+    await alice.page.waitForTimeout(3000);
+    for (const p of everyone) console.log(p.name, JSON.stringify((await inboundStats(p.page)).map((x) => [x.packetsReceived, x.totalSamplesReceived])));
+    const nodes = await env.hub.ctx.relay!.service.nodes();
+    console.log(JSON.stringify(await env.hub.ctx.relay!.service.dump(nodes[0]!.nodeId)).slice(0, 1500));
+    for (const p of everyone) await expectAudioFlowing(p.page, { streams: 2 });
+    const allHearAt = Date.now();
+    await screenshot(bob.page, 'conference-three-party');
+
+    // Only Alice talks: she becomes the active speaker for everyone; then only Bob.
+    await bob.page.getByTestId('mute').click();
+    await carol.page.getByTestId('mute').click();
+    for (const p of everyone) await expectSpeaker(p.page, alice);
+    await alice.page.getByTestId('mute').click();
+    await bob.page.getByTestId('mute').click();
+    for (const p of everyone) await expectSpeaker(p.page, bob);
+    await alice.page.getByTestId('mute').click(); // Alice talks again
+    await carol.page.getByTestId('mute').click(); // Carol too
+
+    // The host mutes Carol: Carol's softphone shows it, and everyone's list says so.
+    await participant(alice.page, carol.userId, '[data-audio="on"]').waitFor();
+    await alice.page.locator(`[data-testid="participant-mute"][data-user-id="${carol.userId}"]`).click();
+    await carol.page.locator('[data-testid="mute"][aria-pressed="true"]').waitFor();
+    for (const p of everyone) await participant(p.page, carol.userId, '[data-audio="muted"]').waitFor();
+
+    // The host removes Carol: she is out, the others see two participants and still hear each other.
+    await alice.page.locator(`[data-testid="participant-remove"][data-user-id="${carol.userId}"]`).click();
+    await carol.page.locator('[data-testid="conf-ended"][data-reason="removed"]').waitFor();
+    for (const p of [alice, bob]) {
+      await participant(p.page, carol.userId).waitFor({ state: 'detached' });
+      expect(await p.page.getByTestId('participant').count()).to.equal(2);
+      await expectAudioFlowing(p.page, { streams: 1 });
+    }
+
+    // The host ends it for everyone.
+    await alice.page.getByTestId('conf-end').click();
+    await bob.page.locator('[data-testid="conf-ended"][data-reason="ended_by_host"]').waitFor();
+
+    // One summary record and one leg per participant.
+    const records = await env.records(conferenceId!, 4);
+    const summary = records.find((r) => r.kind === 'conference');
+    const legs = records.filter((r) => r.kind === 'conference-leg');
+    expect(summary?.mediaPath).to.equal('relay');
+    expect(legs).to.have.length(3);
+    expect(legs.every((l) => l.parentId === conferenceId && l.disposition === 'ANSWERED')).to.equal(true);
+    expect(legs.map((l) => l.endReason)).to.include('removed');
+
+    recordMeasurement({
+      flow: '3. three-party conference',
+      flowMs: Date.now() - started,
+      note: `all three joined -> everyone decodes both others: ${allHearAt - joinedAt} ms; speaker changes, host mute/remove, end;`,
+    });
+  });
+});
