@@ -35,6 +35,8 @@ export class RelayRoom implements RelayRoomHandle {
   #recv: Transport | undefined;
   readonly #producers = new Map<string, Producer>();
   readonly #consumers = new Map<string, { consumer: Consumer; producer: MediaProducer }>();
+  /** Consumes in progress, by producer id. */
+  readonly #inFlight = new Map<string, { cancelled: boolean }>();
   #offs: (() => void)[] = [];
   #audioPaused = false;
   #closed = false;
@@ -210,31 +212,46 @@ export class RelayRoom implements RelayRoomHandle {
     return transport;
   }
 
+  // A track can be both listed by media:join and announced by media:producer-added:
+  // the in-flight set makes the second attempt a no-op before anything is awaited.
   async #consume(producer: MediaProducer): Promise<void> {
     const recv = this.#recv;
     const device = this.#device;
+    const producerId = producer.producerId;
     if (!recv || !device || this.#closed) return;
-    if ([...this.#consumers.values()].some((c) => c.producer.producerId === producer.producerId)) return;
-    const res = await this.#client.request('media:consume', {
-      roomId: this.roomId,
-      transportId: recv.id,
-      producerId: producer.producerId,
-      rtpCapabilities: device.rtpCapabilities as never,
-    });
-    if (this.#closed || recv.closed) return;
-    const consumer = await recv.consume({
-      id: res.consumerId,
-      producerId: res.producerId,
-      kind: res.kind,
-      rtpParameters: res.rtpParameters as unknown as RtpParameters,
-    });
-    const entry = { consumer, producer: { ...producer, paused: res.producerPaused } };
-    this.#consumers.set(consumer.id, entry);
-    await this.#client.request('media:consumer-resume', { roomId: this.roomId, consumerId: consumer.id });
-    this.#handlers.onTrack?.(consumer.track, entry.producer);
+    if (this.#inFlight.has(producerId) || [...this.#consumers.values()].some((c) => c.producer.producerId === producerId)) return;
+    const flight = { cancelled: false };
+    this.#inFlight.set(producerId, flight);
+    try {
+      const res = await this.#client.request('media:consume', {
+        roomId: this.roomId,
+        transportId: recv.id,
+        producerId,
+        rtpCapabilities: device.rtpCapabilities as never,
+      });
+      if (this.#closed || recv.closed || flight.cancelled) return;
+      const consumer = await recv.consume({
+        id: res.consumerId,
+        producerId: res.producerId,
+        kind: res.kind,
+        rtpParameters: res.rtpParameters as unknown as RtpParameters,
+      });
+      if (this.#closed || flight.cancelled) {
+        consumer.close();
+        return;
+      }
+      const entry = { consumer, producer: { ...producer, paused: res.producerPaused } };
+      this.#consumers.set(consumer.id, entry);
+      await this.#client.request('media:consumer-resume', { roomId: this.roomId, consumerId: consumer.id });
+      this.#handlers.onTrack?.(consumer.track, entry.producer);
+    } finally {
+      if (this.#inFlight.get(producerId) === flight) this.#inFlight.delete(producerId);
+    }
   }
 
   #dropConsumerOf(producerId: string): void {
+    const flight = this.#inFlight.get(producerId);
+    if (flight) flight.cancelled = true;
     for (const [id, c] of this.#consumers) {
       if (c.producer.producerId !== producerId) continue;
       c.consumer.close();
@@ -245,6 +262,8 @@ export class RelayRoom implements RelayRoomHandle {
 
   // Local mediasoup-client objects only; the relay side goes with media:leave or a new media:join.
   #teardown(): void {
+    for (const flight of this.#inFlight.values()) flight.cancelled = true;
+    this.#inFlight.clear();
     for (const c of this.#consumers.values()) {
       c.consumer.close();
       this.#handlers.onTrackEnded?.(c.producer);

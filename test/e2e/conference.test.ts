@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import { screenshot } from '../support/browser.js';
-import { E2eEnv, inboundStats, expectAudioFlowing, recordMeasurement, type Phone } from './harness.js';
+import { E2eEnv, expectAudioFlowing, recordMeasurement, type Phone } from './harness.js';
 
 function participant(page: Page, userId: string, extra = '') {
   return page.locator(`[data-testid="participant"][data-user-id="${userId}"]${extra}`);
@@ -55,10 +55,6 @@ describe('e2e: three-party conference through the relay', function () {
     const joinedAt = Date.now();
 
     // Every participant receives and decodes the other two.
-    await alice.page.waitForTimeout(3000);
-    for (const p of everyone) console.log(p.name, JSON.stringify((await inboundStats(p.page)).map((x) => [x.packetsReceived, x.totalSamplesReceived])));
-    const nodes = await env.hub.ctx.relay!.service.nodes();
-    console.log(JSON.stringify(await env.hub.ctx.relay!.service.dump(nodes[0]!.nodeId)).slice(0, 1500));
     for (const p of everyone) await expectAudioFlowing(p.page, { streams: 2 });
     const allHearAt = Date.now();
     await screenshot(bob.page, 'conference-three-party');
