@@ -85,9 +85,14 @@ export class ControlServer {
         log.info({ reason }, 'hub disconnected');
         opts.metrics.hubConnections(this.#nsp.sockets.size);
       });
-      socket.onAny((event: string, ...args: unknown[]) => {
+      socket.onAny((event: unknown, ...args: unknown[]) => {
         const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : () => undefined;
-        void this.#dispatch(event, args[0], ack, log);
+        // Socket.IO's parser accepts numeric event names too.
+        if (typeof event !== 'string') {
+          ack({ ok: false, error: new AppError('UNKNOWN_EVENT').toBody() });
+          return;
+        }
+        this.#dispatch(event, args[0], ack, log).catch((err: unknown) => log.error({ err, event }, 'control request failed'));
       });
     });
   }

@@ -70,7 +70,7 @@ export class Hub {
       forceCloseConnections: true,
     };
     const app = Fastify(httpOptions);
-    installErrorHandler(app);
+    installErrorHandler(app, log.child({ sub: 'http' }));
 
     const io: HubServer = new Server(app.server, {
       maxHttpBufferSize: config.SOCKET_MAX_PAYLOAD,

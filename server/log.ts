@@ -6,21 +6,42 @@ import { pino, type Logger } from 'pino';
  * for fields that must not appear even by mistake.
  */
 export const REDACTED_FIELDS = [
-  'phone', '*.phone', 'to', '*.to', 'code', '*.code', 'name', '*.name', 'displayName', '*.displayName',
+  // No bare 'name': it would blank pino's own logger name on every line.
+  'phone', '*.phone', 'to', '*.to', 'code', '*.code', '*.name', 'displayName', '*.displayName',
   'sdp', '*.sdp', 'candidate', '*.candidate', 'ip', '*.ip', 'remoteAddress', '*.remoteAddress',
   'accessToken', '*.accessToken', 'refreshToken', '*.refreshToken', 'token', '*.token',
   'req.headers.authorization', 'req.remoteAddress', 'req.remotePort', 'req.hostname',
   'pushToken', '*.pushToken', 'voipToken', '*.voipToken', 'email', '*.email',
 ];
 
-export function createLogger(opts: { level: string; name: string; base?: Record<string, unknown> }): Logger {
+/**
+ * Errors are logged as type, message, code and stack only. Library errors
+ * carry more than that: ioredis attaches the failed command's arguments
+ * (`err.command.args`: an SDP, an ICE candidate with an IP, a phone hash) and
+ * pino's default serializer would print them all.
+ */
+export function safeError(err: unknown): Record<string, unknown> | unknown {
+  if (!(err instanceof Error)) return typeof err === 'object' && err !== null ? { type: 'non-error', message: '[object]' } : err;
+  const out: Record<string, unknown> = { type: err.name, message: err.message };
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') out.errCode = code;
+  if (err.stack) out.stack = err.stack;
+  if (err.cause !== undefined) out.cause = safeError(err.cause);
+  return out;
+}
+
+export function createLogger(
+  opts: { level: string; name: string; base?: Record<string, unknown> },
+  destination?: pino.DestinationStream,
+): Logger {
   return pino({
     name: opts.name,
     level: opts.level,
     base: { pid: process.pid, ...opts.base },
     redact: { paths: REDACTED_FIELDS, censor: '[redacted]' },
+    serializers: { err: safeError, error: safeError },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  }, destination);
 }
 
 export type { Logger };

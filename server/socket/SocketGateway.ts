@@ -125,52 +125,41 @@ export class SocketGateway {
     };
     armExpiry();
 
-    // Flood control: a fixed 10 s window per socket.
+    // Flood control: a fixed 10 s window per socket. It runs in the onAny
+    // listener, which Socket.IO calls before any middleware or handler, so
+    // events past the limit (even thousands batched in one long-polling
+    // POST) never reach a handler.
     let windowStart = Date.now();
     let count = 0;
-    socket.use((_packet, next) => {
+    const admit = (): boolean => {
+      if (!socket.connected) return false;
       const now = Date.now();
       if (now - windowStart >= 10_000) {
         windowStart = now;
         count = 0;
       }
-      if (++count > this.#opts.eventsPer10s) {
-        // Packets already buffered still pass through here after the disconnect: log once.
-        if (socket.connected) log.warn('socket flooding; disconnecting');
-        socket.emit('session:closing', { reason: 'rate_limited', message: 'Too many events' });
-        socket.disconnect(true);
-        return;
-      }
-      next();
-    });
+      if (++count <= this.#opts.eventsPer10s) return true;
+      log.warn('socket flooding; disconnecting');
+      socket.emit('session:closing', { reason: 'rate_limited', message: 'Too many events' });
+      socket.disconnect(true);
+      return false;
+    };
 
-    socket.onAny((event: string, ...args: unknown[]) => {
-      if (event === 'session:refresh') return; // handled below, needs socket-local state
+    socket.onAny((event: unknown, ...args: unknown[]) => {
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : undefined;
-      const handler = this.#handlers.get(event);
-      if (!handler || !Object.prototype.hasOwnProperty.call(clientRequests, event)) {
-        ack?.({ ok: false, error: new AppError('UNKNOWN_EVENT', `Unknown event "${event.slice(0, 64)}"`).toBody() });
+      if (!admit()) return;
+      // Socket.IO's parser also accepts numeric event names.
+      const name = typeof event === 'string' ? event : undefined;
+      if (name === 'session:refresh') {
+        this.#refresh(socket, args[0], ack, armExpiry, log);
         return;
       }
-      void this.#dispatch(socket, event as ClientRequestName, handler, args[0], ack, log);
-    });
-
-    socket.on('session:refresh', (payload, ack) => {
-      const reply = typeof ack === 'function' ? ack : () => undefined;
-      const parsed = clientRequests['session:refresh'].request.safeParse(payload);
-      if (!parsed.success) {
-        reply({ ok: false, error: validationError(parsed.error).toBody() });
+      const handler = name === undefined ? undefined : this.#handlers.get(name);
+      if (name === undefined || !handler || !Object.prototype.hasOwnProperty.call(clientRequests, name)) {
+        ack?.({ ok: false, error: new AppError('UNKNOWN_EVENT', name === undefined ? undefined : `Unknown event "${name.slice(0, 64)}"`).toBody() });
         return;
       }
-      try {
-        const claims = this.#opts.tokens.verify(parsed.data.accessToken);
-        if (claims.sub !== socket.data.userId || claims.sid !== socket.data.sessionId) throw new AppError('FORBIDDEN', 'The token belongs to another session');
-        socket.data.tokenExpiresAt = claims.exp * 1000;
-        armExpiry();
-        reply({ ok: true, expiresAt: socket.data.tokenExpiresAt });
-      } catch (err) {
-        reply({ ok: false, error: toErrorBody(err, log) });
-      }
+      void this.#dispatch(socket, name as ClientRequestName, handler, args[0], ack, log);
     });
 
     socket.on('disconnect', (reason) => {
@@ -191,6 +180,25 @@ export class SocketGateway {
       } catch (err) {
         log.error({ err }, 'connect listener failed');
       }
+    }
+  }
+
+  /** `session:refresh`: a fresh access token extends a live socket's life. */
+  #refresh(socket: HubSocket, payload: unknown, ack: ((r: unknown) => void) | undefined, armExpiry: () => void, log: Logger): void {
+    const reply = ack ?? (() => undefined);
+    const parsed = clientRequests['session:refresh'].request.safeParse(payload);
+    if (!parsed.success) {
+      reply({ ok: false, error: validationError(parsed.error).toBody() });
+      return;
+    }
+    try {
+      const claims = this.#opts.tokens.verify(parsed.data.accessToken);
+      if (claims.sub !== socket.data.userId || claims.sid !== socket.data.sessionId) throw new AppError('FORBIDDEN', 'The token belongs to another session');
+      socket.data.tokenExpiresAt = claims.exp * 1000;
+      armExpiry();
+      reply({ ok: true, expiresAt: socket.data.tokenExpiresAt });
+    } catch (err) {
+      reply({ ok: false, error: toErrorBody(err, log) });
     }
   }
 

@@ -68,16 +68,38 @@ describe('hub foundation', () => {
     }
   });
 
-  it('disconnects a flooding socket without affecting another user', async () => {
-    const flooder = await connectSocket(hub.url, await signedIn('flood'));
+  it('disconnects a flooding socket before its excess events reach any handler, without affecting another user', async () => {
+    // Long-polling batches thousands of events into a few POSTs: the worst case.
+    const { io } = await import('socket.io-client');
+    const flooder = io(hub.url, { auth: { token: await signedIn('flood') }, transports: ['polling'], upgrade: false, reconnection: false, forceNew: true });
+    await new Promise<void>((resolve, reject) => { flooder.once('connect', resolve); flooder.once('connect_error', reject); });
     const bystander = await connectSocket(hub.url, await signedIn('calm'));
+    const admin = redis.client();
+    const getCalls = async () => Number((await admin.info('commandstats')).match(/cmdstat_get:calls=(\d+)/)?.[1] ?? 0);
+    const before = await getCalls();
     const closing = new Promise<{ reason: string }>((resolve) => flooder.once('session:closing', resolve));
-    for (let i = 0; i < 400; i++) flooder.emit('session:ping', {}, () => undefined);
+    // call:list reads the user's call slot (one GET): a handler's visible side effect.
+    for (let i = 0; i < 3000; i++) flooder.emit('call:list' as never, {} as never, (() => undefined) as never);
     expect((await closing).reason).to.equal('rate_limited');
+    await new Promise((r) => setTimeout(r, 200));
+    const handled = (await getCalls()) - before;
+    expect(handled).to.be.at.most(hub.ctx.config.SOCKET_EVENTS_PER_10S + 5);
     const pong = await request<{ ok: boolean }>(bystander, 'session:ping', {});
     expect(pong.ok).to.equal(true);
+    admin.disconnect();
     flooder.close();
     bystander.close();
+  });
+
+  it('answers a numeric event name with UNKNOWN_EVENT and keeps running', async () => {
+    const socket = await connectSocket(hub.url, await signedIn('numeric'));
+    const res = await new Promise<{ ok: boolean; error: { code: string } }>((resolve) => {
+      (socket as unknown as { emit(e: number, p: unknown, ack: (r: never) => void): void }).emit(42, {}, resolve);
+    });
+    expect(res.error.code).to.equal('UNKNOWN_EVENT');
+    const pong = await request<{ ok: boolean }>(socket, 'session:ping', {});
+    expect(pong.ok).to.equal(true);
+    socket.close();
   });
 
   it('closes a socket when its access token expires, with a reason', async () => {
