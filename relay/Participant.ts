@@ -72,6 +72,12 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   readonly #transports = new Map<string, OwnedTransport>();
   readonly #producers = new Map<string, ms.Producer>();
   readonly #consumers = new Map<string, ms.Consumer>();
+  /**
+   * Creations under way (awaiting mediasoup), counted against the limits with
+   * the objects that exist: a limit is checked and a slot taken in the same
+   * synchronous step, so concurrent requests cannot all pass the check.
+   */
+  readonly #creating = { transports: 0, producers: 0, consumers: 0 };
   #closed = false;
 
   constructor(opts: ParticipantOptions) {
@@ -102,16 +108,21 @@ export class Participant extends EventEmitter<ParticipantEvents> {
 
   async createTransport(direction: TransportDirection): Promise<ms.WebRtcTransport> {
     this.#assertOpen();
-    if (this.#transports.size >= MAX_TRANSPORTS) throw new AppError('BAD_REQUEST', `At most ${MAX_TRANSPORTS} transports per participant`);
+    const release = this.#reserve('transports', this.#transports.size, MAX_TRANSPORTS, `At most ${MAX_TRANSPORTS} transports per participant`);
     const { nodeId, roomId, peerId, guard } = this.#opts;
     const appData: TransportAppData = guard.permit('WebRtcTransport', { nodeId, roomId, peerId, direction });
-    const transport = await this.router.createWebRtcTransport({
-      webRtcServer: this.worker.webRtcServer,
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
-      appData,
-    });
+    let transport: ms.WebRtcTransport;
+    try {
+      transport = await this.router.createWebRtcTransport({
+        webRtcServer: this.worker.webRtcServer,
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        appData,
+      });
+    } finally {
+      release();
+    }
     if (this.#closed) {
       // The participant left while the transport was being made.
       transport.close();
@@ -158,17 +169,19 @@ export class Participant extends EventEmitter<ParticipantEvents> {
 
   async produce(transportId: string, kind: MediaKind, rtpParameters: RtpParameters, clientAppData?: TrackAppData): Promise<ms.Producer> {
     const { transport } = this.#transport(transportId, 'send');
-    if (this.#producers.size >= MAX_PRODUCERS) throw new AppError('BAD_REQUEST', `At most ${MAX_PRODUCERS} tracks per participant`);
     // mediasoup maps codecs by name; a kind that disagrees with them is a
     // client bug that would otherwise surface as silent media.
     const wrongKind = rtpParameters.codecs.find((c) => c.mimeType.split('/')[0]?.toLowerCase() !== kind);
     if (wrongKind) throw new AppError('RTP_PARAMETERS_INVALID', `Codec ${wrongKind.mimeType} is not ${kind}`);
+    const release = this.#reserve('producers', this.#producers.size, MAX_PRODUCERS, `At most ${MAX_PRODUCERS} tracks per participant`);
     const appData: ProducerAppData = { peerId: this.peerId, ...(clientAppData ? { client: clientAppData } : {}) };
     let producer: ms.Producer;
     try {
       producer = await transport.produce({ kind, rtpParameters: structuredClone(rtpParameters) as ms.RtpParameters, appData });
     } catch (err) {
       throw mediaError(err, 'RTP_PARAMETERS_INVALID', 'The RTP parameters do not match the room');
+    } finally {
+      release();
     }
     if (this.#closed || transport.closed) {
       producer.close();
@@ -187,12 +200,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   /** Consumes a producer that is present on this participant's router (the room pipes it here first). */
   async consume(transportId: string, producerId: string, rtpCapabilities: RtpCapabilities): Promise<ms.Consumer> {
     const { transport } = this.#transport(transportId, 'recv');
-    if (this.#consumers.size >= MAX_CONSUMERS) throw new AppError('BAD_REQUEST', 'Too many consumers');
+    const release = this.#reserve('consumers', this.#consumers.size, MAX_CONSUMERS, `At most ${MAX_CONSUMERS} consumers per participant`);
     let consumer: ms.Consumer;
     try {
       consumer = await transport.consume({ producerId, rtpCapabilities: rtpCapabilities as ms.RtpCapabilities, paused: true, appData: { peerId: this.peerId } });
     } catch (err) {
       throw mediaError(err, 'RTP_PARAMETERS_INVALID', 'These RTP capabilities cannot receive that track');
+    } finally {
+      release();
     }
     if (this.#closed || transport.closed) {
       consumer.close();
@@ -237,6 +252,21 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       throw new AppError('TRANSPORT_NOT_FOUND', `No ${direction} transport with that id`);
     }
     return owned;
+  }
+
+  /**
+   * Takes one slot of `kind` if `existing` plus the creations under way stay
+   * below `max`, else throws BAD_REQUEST. Returns the release, to call as
+   * soon as the awaited creation settles: the code after it puts the object
+   * in its map (or closes it) in the same synchronous step, so no request
+   * can see the slot neither reserved nor filled.
+   */
+  #reserve(kind: keyof Participant['counts'], existing: number, max: number, message: string): () => void {
+    if (existing + this.#creating[kind] >= max) throw new AppError('BAD_REQUEST', message, { details: { limit: max } });
+    this.#creating[kind] += 1;
+    return () => {
+      this.#creating[kind] -= 1;
+    };
   }
 
   #assertOpen(): void {

@@ -87,7 +87,8 @@ export class Hub {
       audience: config.JWT_AUDIENCE,
       ttlSeconds: config.ACCESS_TOKEN_TTL_S,
     });
-    const sessions = new Sessions(redis);
+    const phoneHasher = new PhoneHasher(config.IDENTITY_HMAC_KEYS);
+    const sessions = new Sessions(redis, { tokenKey: phoneHasher.deriveKey('refresh-token/v2') });
     const gateway = new SocketGateway(io, {
       tokens,
       log: log.child({ sub: 'socket' }),
@@ -96,7 +97,6 @@ export class Hub {
     });
 
     const healthChecks = new Map<string, HealthCheck>();
-    const phoneHasher = new PhoneHasher(config.IDENTITY_HMAC_KEYS);
     const accounts = new Accounts(redis, phoneHasher);
     const events = new HubEvents();
     const ctx: HubContext = {

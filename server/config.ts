@@ -35,6 +35,8 @@ export const hubEnvSchema = z.object({
   JWT_AUDIENCE: z.string().default('callhub-clients').describe('aud claim of access tokens.'),
   ACCESS_TOKEN_TTL_S: envInt(30, 86400).default(900).describe('Access token lifetime in seconds.'),
   REFRESH_TOKEN_TTL_S: envInt(300, 365 * 86400).default(30 * 86400).describe('Refresh token lifetime in seconds.'),
+  REFRESH_PER_SESSION_PER_HOUR: envInt(1, 100000).default(60).describe('Refresh-token rotations one session may make per sliding hour (POST /v1/auth/refresh; past it 429 RATE_LIMITED, the token stays valid).'),
+  ERASURE_TOMBSTONE_TTL_S: envInt(60, 86400).default(600).describe('Seconds an erased account keeps its tombstone key, which stops a sign-in racing the erasure from writing a session, profile or address book for it.'),
   IDENTITY_HMAC_KEYS: envKeyRing.describe('Keys (kid:secret) for the keyed hashes of phone numbers and address-book entries; the first is current.'),
 
   OTP_PROVIDER: z.enum(['log', 'webhook']).default('log').describe('How one-time codes are delivered: log (development only) or webhook.'),
@@ -53,8 +55,9 @@ export const hubEnvSchema = z.object({
   PHONE_COUNTRIES: envList.optional().describe('Allowed ISO country codes for sign-up (e.g. US,GB,DE); unset allows all.'),
   DISCOVERY_NEW_NUMBERS_PER_DAY: envInt(1, 1000000).default(2000).describe('New address-book numbers one account may check per day.'),
   CONTACTS_MAX_ENTRIES: envInt(1, 100000).default(5000).describe('Address-book entries accepted in one upload (PUT or PATCH add).'),
-  CONTACTS_MAX_IDENTIFIERS: envInt(1, 1000000).default(20000).describe('Distinct numbers and emails one stored address book may hold.'),
+  CONTACTS_MAX_IDENTIFIERS: envInt(1, 1000000).default(20000).describe('Distinct numbers and emails one stored address book may hold; also the most numbers and emails one request may name, counted as sent (before duplicates merge or anything is parsed).'),
   CONTACTS_BODY_LIMIT: envInt(1024, 50 * 1024 * 1024).default(2 * 1024 * 1024).describe('Largest accepted address-book upload body in bytes.'),
+  CONTACTS_REQUESTS_PER_HOUR: envInt(1, 100000).default(60).describe('Address-book requests (PUT, PATCH, DELETE /v1/contacts) one account may make per hour (fixed window; past it 429 RATE_LIMITED).'),
 
   CALL_RING_TIMEOUT_S: envInt(1, 600).default(60).describe('Seconds a call rings before it ends as no_answer.'),
   CALL_CONNECT_TIMEOUT_S: envInt(1, 120).default(10).describe('Seconds after answer for direct media to connect before the call moves to the relay.'),

@@ -13,12 +13,16 @@ export const keys = {
   userSessions: (uid: string) => `user:{${uid}}:sessions`,
   /** hash: deviceId -> JSON device (platform, push tokens). */
   userDevices: (uid: string) => `user:{${uid}}:devices`,
+  /** string (TTL ERASURE_TOMBSTONE_TTL_S): the account is being or was just erased; no profile, session or book may be written. */
+  userErased: (uid: string) => `user:{${uid}}:erased`,
   /** string: keyed hash of an E.164 number -> user id. */
   phoneIndex: (phoneHash: string) => `phone:${phoneHash}`,
   /** hash: the user's address book: keyed hash of a number or email -> JSON { ids: client ids, anon }. Never names or plain values. */
   userBook: (uid: string) => `user:{${uid}}:book`,
-  /** string counter (fixed window, TTL): a per-user quota, e.g. `discovery` (new numbers checked per day). */
+  /** string counter (fixed window, TTL): a per-user quota, e.g. `discovery` (new numbers checked per day), `contacts` (address-book requests per hour). */
   userQuota: (uid: string, name: string) => `user:{${uid}}:quota:${name}`,
+  /** set: keyed hashes of numbers already charged to quota `name` in its current window (checking one again is free); expires with the window. */
+  userQuotaSeen: (uid: string, name: string) => `user:{${uid}}:quota:${name}:seen`,
   /** set: user ids whose address book holds this keyed number/email hash (reverse index for contact:joined). One slot per hash. */
   contactOwners: (identifierHash: string) => `contacts:owners:{${identifierHash}}`,
   /** hash: the pending one-time code of a number (keyed hash of code, attempts, sentAt), TTL = code lifetime. */
@@ -38,6 +42,8 @@ export const keys = {
   callRinging: (callId: string) => `call:{calls}:${callId}:ringing`,
   /** string: the call a user is in (busy slot), TTL. */
   userCall: (uid: string) => `call:{calls}:user:${uid}`,
+  /** sorted set: ids of calls whose record names the user, scored by creation (epoch ms), TTL: what account erasure must clear. */
+  userCalls: (uid: string) => `call:{calls}:user:${uid}:calls`,
   /** sorted set: `<callId>|<timer>` scored by due time (epoch ms); every hub scans it, one claims each entry. */
   callTimers: () => 'call:{calls}:due',
 

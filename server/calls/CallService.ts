@@ -11,12 +11,15 @@ import type { HubContext } from '../HubContext.js';
 import type { Logger } from '../log.js';
 import { PhoneNumbers } from '../identity/PhoneNumbers.js';
 import type { Profile } from '../identity/Accounts.js';
+import { RateLimiter } from '../identity/RateLimiter.js';
+import { AddressBook } from '../contacts/AddressBook.js';
 import { rooms, type HubSocket } from '../socket/SocketGateway.js';
 import type { CallRelayFallback } from './CallRelayFallback.js';
 import {
   ANSWERED_STATES, RINGING_STATES, endedNotices, otherRole, requireBoundDevice, requireNotEnded, requireParty,
   roleOf, stateError, toFact, toView, type CallRecord, type CallTimer, type HangupBy,
 } from './CallSession.js';
+import { CalleeLookup } from './CalleeLookup.js';
 import { CallStore, type EndParams } from './CallStore.js';
 import { CallTimers } from './CallTimers.js';
 import { IceServers } from './IceServers.js';
@@ -44,6 +47,7 @@ export class CallService {
   readonly #timers: CallTimers;
   readonly #presence: Presence;
   readonly #ice: IceServers;
+  readonly #lookup: CalleeLookup;
   readonly #ringMs: number;
   readonly #connectMs: number;
   readonly #graceMs: number;
@@ -68,6 +72,10 @@ export class CallService {
     });
     this.#timers = new CallTimers(this.#store, (id, t) => this.#onTimer(id, t), this.#log, { scanIntervalMs: 1000, batch: 100 });
     this.#presence = new Presence(ctx.io);
+    this.#lookup = new CalleeLookup(
+      { redis: ctx.redis, accounts: ctx.accounts, book: new AddressBook(ctx.redis), hasher: ctx.phoneHasher, limiter: new RateLimiter(ctx.redis) },
+      { newNumbersPerDay: c.DISCOVERY_NEW_NUMBERS_PER_DAY },
+    );
     this.#ice = new IceServers({
       stunUrls: c.STUN_URLS, turnUrls: c.TURN_URLS, turnSecret: c.TURN_SECRET, ttlSeconds: c.TURN_TTL_S,
     });
@@ -117,10 +125,13 @@ export class CallService {
   async invite(socket: HubSocket, p: Req<'call:invite'>): Promise<Res<'call:invite'>> {
     const { userId, sessionId, deviceId } = socket.data;
     const callerProfile = await this.#ctx.accounts.get(userId);
-    const calleeId = await this.#resolveCallee(p.to, callerProfile);
-    if (calleeId === userId) throw new AppError('CALL_SELF');
+    // The caller's own busy slot first: a busy caller learns nothing about the callee (see #resolveCallee).
+    const busy = await this.#ownCall(userId);
+    const { calleeId, byPhone } = await this.#resolveCallee(p.to, userId, callerProfile, busy);
     const calleeProfile = await this.#ctx.accounts.get(calleeId);
     if (!calleeProfile) throw new AppError('CALLEE_NOT_FOUND');
+    // The callee's number goes back only to a caller who dialled it; by user id, only the id and display name.
+    const calleeParty = party(calleeId, calleeProfile, { phone: byPhone });
 
     const callId = newCallId();
     const now = Date.now();
@@ -128,14 +139,14 @@ export class CallService {
     const result = await this.#store.invite({
       callId, callerId: userId, calleeId, callerSession: sessionId, callerDevice: deviceId, video: p.video,
       offer: p.sdp, platform: p.client?.platform, appVersion: p.client?.appVersion, hubId: this.#ctx.hubId,
-      now, ringDueAt, connectDueAt: now + this.#connectMs, maxDueAt: now + this.#maxMs,
+      calleeByPhone: byPhone, now, ringDueAt, connectDueAt: now + this.#connectMs, maxDueAt: now + this.#maxMs,
       factDueAt: now + this.#ctx.config.CALL_FINAL_REPORT_S * 1000,
     });
 
     switch (result.kind) {
       case 'caller_busy':
         this.#background(this.#auditStale(result.otherCallId));
-        throw new AppError('CALL_INVALID_STATE', 'You are already in a call', { details: { callId: result.otherCallId } });
+        throw busyError(result.otherCallId);
 
       case 'busy': {
         this.#log.info({ callId, userId, calleeId }, 'call refused: callee busy');
@@ -144,12 +155,13 @@ export class CallService {
         if (call) this.#afterAck(() => this.#afterEnded(call));
         return {
           callId, role: 'caller', state: 'ended', endReason: 'busy', glare: false,
-          peer: party(calleeId, calleeProfile), iceServers: [],
+          peer: calleeParty, iceServers: [],
         };
       }
 
       case 'glare': {
-        // The callee was already calling us: that call is now answered on this device.
+        // The callee was already calling us: that call is now answered on this device. Its caller
+        // (our peer) showed us their number when it rang, so the full party goes back.
         const call = await this.#store.get(result.callId);
         if (!call) throw new AppError('CALL_NOT_FOUND');
         this.#log.info({ callId: call.callId, userId }, 'glare: crossing invite answered the existing call');
@@ -182,7 +194,7 @@ export class CallService {
         });
         return {
           callId, role: 'caller', state: ringing ? 'ringing' : 'inviting', glare: false,
-          peer: party(calleeId, calleeProfile), iceServers: this.#ice.forClient(),
+          peer: calleeParty, iceServers: this.#ice.forClient(),
         };
       }
     }
@@ -359,13 +371,32 @@ export class CallService {
     this.#background(this.#onDisconnect(socket.data.userId, socket.data.sessionId));
   }
 
-  /** An account was erased: its call ends. */
+  /**
+   * An account was erased: its live call ends (`party_lost`), then every call
+   * record still naming the user is deleted, with the numbers it looked up by
+   * calling. A record whose fact is still pending (the final-report window)
+   * has its fact emitted at once, before the record goes: the CDR writer
+   * pseudonymises it, and nothing waits in Redis with the user id for it.
+   */
   onUserDeleted(userId: string): void {
-    this.#background((async () => {
-      const callId = await this.#store.currentCallId(userId);
-      const call = callId ? await this.#store.get(callId) : null;
-      if (call) await this.#end(call, { reason: 'party_lost', hangupBy: 'system', allowed: '*', now: Date.now() });
-    })());
+    this.#background(this.#erase(userId));
+  }
+
+  async #erase(userId: string): Promise<void> {
+    const current = await this.#store.currentCallId(userId);
+    const ids = new Set([...(current ? [current] : []), ...(await this.#store.callsOf(userId))]);
+    for (const callId of ids) {
+      // A live call is ended first; one that races into being ended elsewhere is taken as it is.
+      for (let round = 0; round < 3; round++) {
+        const r = await this.#store.erase(callId, userId, Date.now());
+        if (r.kind === 'fact') this.#emitFact(r.call);
+        if (r.kind !== 'live') break;
+        const call = await this.#store.get(callId);
+        if (call) await this.#end(call, { reason: 'party_lost', hangupBy: 'system', allowed: '*', now: Date.now() });
+      }
+    }
+    await Promise.all([this.#store.forgetUser(userId), this.#lookup.forget(userId)]);
+    this.#log.info({ userId, calls: ids.size }, 'call records of an erased account removed');
   }
 
   async #onConnect(socket: HubSocket): Promise<void> {
@@ -569,20 +600,60 @@ export class CallService {
 
   async #view(call: CallRecord, role: CallRole, sessionId: string): Promise<CallView> {
     const peerId = call[otherRole(role)].userId;
-    return toView(call, role, sessionId, party(peerId, await this.#ctx.accounts.get(peerId)));
+    // A callee always sees the caller's number (the call showed it); a caller sees the callee's only if they dialled it.
+    const phone = role === 'callee' || call.calleeByPhone;
+    return toView(call, role, sessionId, party(peerId, await this.#ctx.accounts.get(peerId), { phone }));
   }
 
-  async #resolveCallee(to: Req<'call:invite'>['to'], caller: Profile | null): Promise<string> {
-    if ('userId' in to) return to.userId;
+  /**
+   * The live call the user is in, if any, and whether an invite could still
+   * be a crossing one (glare): only when the user is the ringing callee of
+   * it, and then only towards its caller.
+   */
+  async #ownCall(userId: string): Promise<{ callId: string; glarePeer: string | undefined } | null> {
+    const callId = await this.#store.currentCallId(userId);
+    const call = callId ? await this.#store.get(callId) : null;
+    if (!call || call.state === 'ended') return null;
+    const ringingUs = roleOf(call, userId) === 'callee' && RINGING_STATES.includes(call.state);
+    return { callId: call.callId, glarePeer: ringingUs ? call.caller.userId : undefined };
+  }
+
+  /**
+   * The callee of an invite. A busy caller is refused before any account is
+   * looked up, so `call:invite` cannot be used to test numbers for free
+   * while staying busy (no ringing, no quota); the only exception is a
+   * crossing invite to the caller of the call ringing us, whose number the
+   * ring showed. A phone number is charged to the caller's discovery quota
+   * (CalleeLookup) before it is looked up; a user id costs nothing.
+   */
+  async #resolveCallee(
+    to: Req<'call:invite'>['to'], userId: string, caller: Profile | null, busy: { callId: string; glarePeer: string | undefined } | null,
+  ): Promise<{ calleeId: string; byPhone: boolean }> {
+    const refuseBusy = (): never => {
+      this.#background(this.#auditStale(busy!.callId));
+      throw busyError(busy!.callId);
+    };
+    if (busy && !busy.glarePeer) refuseBusy();
+    if ('userId' in to) {
+      if (to.userId === userId) throw new AppError('CALL_SELF');
+      if (busy && to.userId !== busy.glarePeer) refuseBusy();
+      return { calleeId: to.userId, byPhone: false };
+    }
     // An E.164 number is looked up as written (every account number is one);
     // anything else is read like an address-book entry, in the caller's region.
     const compact = to.phone.replace(/[\s().-]/g, '');
     const region = caller ? PhoneNumbers.countryOf(caller.phone) : undefined;
     const e164 = E164.safeParse(compact).success ? compact : PhoneNumbers.normaliseContact(to.phone, region);
     if (!e164) throw new AppError('PHONE_INVALID');
-    const userId = await this.#ctx.accounts.findByPhone(e164);
-    if (!userId) throw new AppError('CALLEE_NOT_FOUND');
-    return userId;
+    if (caller && e164 === caller.phone) throw new AppError('CALL_SELF');
+    if (busy) {
+      const peer = await this.#ctx.accounts.get(busy.glarePeer!);
+      if (peer?.phone !== e164) refuseBusy();
+      return { calleeId: busy.glarePeer!, byPhone: true };
+    }
+    const calleeId = await this.#lookup.byPhone(userId, e164);
+    if (!calleeId) throw new AppError('CALLEE_NOT_FOUND');
+    return { calleeId, byPhone: true };
   }
 
   #notify<K extends ServerNoticeName>(room: string, event: K, payload: NoticePayload<K>, except?: string): void {
@@ -602,7 +673,18 @@ export class CallService {
   }
 }
 
-function party(userId: string, profile: Profile | null): CallParty {
-  return { userId, phone: profile?.phone ?? null, displayName: profile?.displayName ?? null };
+/**
+ * A party as the other side is shown it. The display name is a label the user
+ * chose to show to whoever reaches them: it comes with every user id the hub
+ * hands out (discovery matches, contact:joined, conference rosters) and with
+ * every call they place. The number is the secret: it is left out unless
+ * `phone` says the viewer may see it.
+ */
+function party(userId: string, profile: Profile | null, show: { phone: boolean } = { phone: true }): CallParty {
+  return { userId, phone: show.phone ? (profile?.phone ?? null) : null, displayName: profile?.displayName ?? null };
+}
+
+function busyError(callId: string): AppError {
+  return new AppError('CALL_INVALID_STATE', 'You are already in a call', { details: { callId } });
 }
 

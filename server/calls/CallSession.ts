@@ -60,6 +60,8 @@ export interface CallRecord {
   alerted: boolean;
   /** The call absorbed a crossing invite from the callee. */
   glare: boolean;
+  /** The caller named the callee by phone number; otherwise the caller is never shown the callee's number. */
+  calleeByPhone: boolean;
   /** When direct media was given up and the relay fallback was asked to take over. */
   fallbackAt: number | undefined;
   relayed: boolean;
@@ -71,7 +73,7 @@ export interface CallRecord {
 /** Hash fields read for a call (the offer SDP is kept apart: it is large and rarely needed). */
 export const CALL_FIELDS = [
   'state', 'video', 'createdAt', 'ringingAt', 'answeredAt', 'connectedAt', 'endedAt', 'ringExpiresAt',
-  'endReason', 'hangupBy', 'endedBySession', 'alerted', 'glare', 'fallbackAt', 'relayed', 'relayNode', 'factAt',
+  'endReason', 'hangupBy', 'endedBySession', 'alerted', 'glare', 'calleeByPhone', 'fallbackAt', 'relayed', 'relayNode', 'factAt',
   ...(['caller', 'callee'] as const).flatMap((r) => [
     `${r}.user`, `${r}.session`, `${r}.device`, `${r}.platform`, `${r}.appVersion`,
     `${r}.ice`, `${r}.quality`, `${r}.media`, `${r}.lostAt`,
@@ -122,6 +124,7 @@ export function decodeCall(callId: string, get: (field: string) => string | null
     endedBySession: str(get('endedBySession')),
     alerted: get('alerted') === '1',
     glare: get('glare') === '1',
+    calleeByPhone: get('calleeByPhone') === '1',
     fallbackAt: num(get('fallbackAt')),
     relayed: get('relayed') === '1',
     relayNode: str(get('relayNode')),

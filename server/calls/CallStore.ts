@@ -43,8 +43,16 @@ end
 `;
 
 const INVITE = new LuaScript(`
--- KEYS: callerSlot, calleeSlot, newCall, due, callerCurCall, calleeCurCall
+-- KEYS: callerSlot, calleeSlot, newCall, due, callerCurCall, calleeCurCall, callerCalls, calleeCalls
 local cid = ARGV[1]
+-- Each party's index of the calls naming them (for account erasure), trimmed to what can still exist.
+local function index()
+  for _, k in ipairs({KEYS[7], KEYS[8]}) do
+    redis.call('ZADD', k, ARGV[4], cid)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(ARGV[4]) - tonumber(ARGV[21]))
+    redis.call('PEXPIRE', k, ARGV[21])
+  end
+end
 local curCaller = redis.call('GET', KEYS[1]) or ''
 local curCallee = redis.call('GET', KEYS[2]) or ''
 if curCaller ~= ARGV[2] or curCallee ~= ARGV[3] then return {'retry'} end
@@ -68,6 +76,7 @@ if curCaller ~= '' then
 end
 local fields = {'state', 'inviting', 'video', ARGV[15], 'createdAt', now, 'ringExpiresAt', ARGV[5],
   'caller.user', callerId, 'caller.session', ARGV[13], 'caller.device', ARGV[14], 'callee.user', calleeId, 'hubId', ARGV[19]}
+if ARGV[20] == '1' then table.insert(fields, 'calleeByPhone'); table.insert(fields, '1') end
 if ARGV[17] ~= '' then
   table.insert(fields, 'caller.platform'); table.insert(fields, ARGV[17])
   table.insert(fields, 'caller.appVersion'); table.insert(fields, ARGV[18])
@@ -80,6 +89,7 @@ if curCallee ~= '' then
     redis.call('HSET', KEYS[3], unpack(fields))
     redis.call('PEXPIRE', KEYS[3], ARGV[10])
     redis.call('ZADD', KEYS[4], ARGV[9], cid .. '|fact')
+    index()
     return {'busy', curCallee}
   end
 end
@@ -90,6 +100,7 @@ redis.call('PEXPIRE', KEYS[3], ARGV[6])
 redis.call('SET', KEYS[1], cid, 'PX', ARGV[6])
 redis.call('SET', KEYS[2], cid, 'PX', ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[5], cid .. '|ring', ARGV[8], cid .. '|max')
+index()
 return {'created'}
 `);
 
@@ -228,6 +239,29 @@ table.insert(out, 1, 'ok')
 return out
 `);
 
+/**
+ * Account erasure of one call record naming the user: an ended call's keys
+ * are deleted; if its fact is still pending (the final-report window), the
+ * fact is claimed now (the timer entry removed, factAt set) and the record
+ * returned so the caller emits it at once. A live call is left alone
+ * (`live`: end it first).
+ */
+const ERASE = new LuaScript(`
+-- KEYS: call, due, early, ringing. ARGV: callId, userId, now
+local c = redis.call('HMGET', KEYS[1], 'state', 'factAt', 'caller.user', 'callee.user')
+if not c[1] or (c[3] ~= ARGV[2] and c[4] ~= ARGV[2]) then return {'gone'} end
+if c[1] ~= 'ended' then return {'live'} end
+local out = {'erased'}
+if not c[2] then
+  redis.call('ZREM', KEYS[2], ARGV[1] .. '|fact')
+  redis.call('HSET', KEYS[1], 'factAt', ARGV[3])
+  out = redis.call('HGETALL', KEYS[1])
+  table.insert(out, 1, 'fact')
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+return out
+`);
+
 export interface InviteParams {
   callId: string;
   callerId: string;
@@ -239,6 +273,8 @@ export interface InviteParams {
   platform: string | undefined;
   appVersion: string | undefined;
   hubId: string;
+  /** The caller named the callee by phone number (so the callee's number may be shown to the caller). */
+  calleeByPhone: boolean;
   now: number;
   ringDueAt: number;
   connectDueAt: number;
@@ -312,10 +348,12 @@ export class CallStore {
       const newCall = keys.call(p.callId);
       const res = (await INVITE.run(this.#redis,
         [callerSlot, calleeSlot, newCall, keys.callTimers(),
-          curCaller ? keys.call(curCaller) : newCall, curCallee ? keys.call(curCallee) : newCall],
+          curCaller ? keys.call(curCaller) : newCall, curCallee ? keys.call(curCallee) : newCall,
+          keys.userCalls(p.callerId), keys.userCalls(p.calleeId)],
         [p.callId, curCaller ?? '', curCallee ?? '', p.now, p.ringDueAt, this.#opts.activeTtlMs, p.connectDueAt,
           p.maxDueAt, p.factDueAt, this.#opts.endedTtlMs, p.callerId, p.calleeId, p.callerSession, p.callerDevice,
-          p.video ? '1' : '0', p.offer ?? '', p.platform ?? '', p.appVersion ?? '', p.hubId])) as string[];
+          p.video ? '1' : '0', p.offer ?? '', p.platform ?? '', p.appVersion ?? '', p.hubId, p.calleeByPhone ? '1' : '',
+          this.#opts.activeTtlMs + this.#opts.endedTtlMs])) as string[];
       switch (res[0]) {
         case 'retry':
           continue;
@@ -434,6 +472,31 @@ export class CallStore {
     const res = (await CLAIM_FACT.run(this.#redis, [keys.call(callId), keys.callTimers()], [timerMember(callId, 'fact'), now])) as string[];
     if (res[0] !== 'ok') return null;
     return decodeCallFromFlat(callId, res.slice(1));
+  }
+
+  /** Ids of the calls whose records may still name the user (see keys.userCalls). */
+  callsOf(userId: string): Promise<string[]> {
+    return this.#redis.zrange(keys.userCalls(userId), 0, -1);
+  }
+
+  /**
+   * Erases an ended call naming the user (see ERASE): `fact` with the final
+   * record when its fact was still pending and is now the caller's to emit.
+   */
+  async erase(callId: string, userId: string, now: number): Promise<{ kind: 'gone' | 'live' | 'erased' } | { kind: 'fact'; call: CallRecord }> {
+    const res = (await ERASE.run(this.#redis,
+      [keys.call(callId), keys.callTimers(), keys.callEarlySignals(callId), keys.callRinging(callId)],
+      [callId, userId, now])) as string[];
+    if (res[0] === 'fact') {
+      const call = decodeCallFromFlat(callId, res.slice(1));
+      return call ? { kind: 'fact', call } : { kind: 'erased' };
+    }
+    return { kind: res[0] as 'gone' | 'live' | 'erased' };
+  }
+
+  /** Drops the user's call index and busy slot (after their calls were ended and erased). */
+  async forgetUser(userId: string): Promise<void> {
+    await this.#redis.del(keys.userCalls(userId), keys.userCall(userId));
   }
 
   /** Timers due by `now`, oldest first. */

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { AppError } from '../../shared/protocol/errors.js';
 import { keys } from '../keys.js';
 import { LuaScript } from '../LuaScript.js';
 
@@ -18,20 +19,87 @@ export class BookFullError extends Error {
   }
 }
 
-// Values are `<0|1> id id ...`: the anon flag, then client ids (which never hold whitespace).
-// KEYS: book. ARGV: max, then field/value pairs. Merges the tags into the book.
-// Returns { fields that were new }, or { -1 } when the book would exceed max.
-const ADD = new LuaScript(`
-local max = tonumber(ARGV[1])
-local fresh = {}
-for i = 2, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then fresh[#fresh + 1] = ARGV[i] end
+// Shared by the scripts: the book may be written only while the account exists
+// (profile present, no erasure tombstone), so an upload racing an erasure
+// cannot leave a book (and reverse-index entries) behind.
+const ACCOUNT_LIVE = `
+local function accountLive(profileKey, tombstoneKey)
+  return redis.call('EXISTS', tombstoneKey) == 0 and redis.call('EXISTS', profileKey) == 1
 end
-if redis.call('HLEN', KEYS[1]) + #fresh > max then return { -1 } end
-for i = 2, #ARGV, 2 do
+`;
+
+// KEYS: book, profile, erasure tombstone. ARGV: field/value pairs.
+// Replaces the book; returns the fields held before, or -2 when the account is gone.
+const REPLACE = new LuaScript(`${ACCOUNT_LIVE}
+if not accountLive(KEYS[2], KEYS[3]) then return -2 end
+local before = redis.call('HKEYS', KEYS[1])
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return before
+`);
+
+// Values are `<0|1> id id ...`: the anon flag, then client ids (which never hold whitespace).
+// KEYS: book, profile, erasure tombstone. ARGV: max, F, F fields to remove, I, I client ids
+// to remove, then field/value pairs to merge in.
+// Removals first: the named fields go outright; the client ids leave every field, and a
+// field left with no id and no anon entry goes. Then the pairs merge in. The whole change
+// is planned before anything is written: when the result would hold more than max fields
+// it returns -1 and the book is untouched (-2: the account is gone). Otherwise returns
+// { fields that left the book, fields that are new }.
+const CHANGE = new LuaScript(`${ACCOUNT_LIVE}
+if not accountLive(KEYS[2], KEYS[3]) then return -2 end
+local max = tonumber(ARGV[1])
+local nFields = tonumber(ARGV[2])
+local idsAt = nFields + 3
+local nIds = tonumber(ARGV[idsAt])
+local addAt = idsAt + nIds + 1
+
+-- after[f]: false when f leaves the book, a string when its value changes.
+local after, leaving = {}, 0
+for i = 3, nFields + 2 do
+  local f = ARGV[i]
+  if after[f] == nil and redis.call('HEXISTS', KEYS[1], f) == 1 then after[f] = false; leaving = leaving + 1 end
+end
+if nIds > 0 then
+  local drop = {}
+  for i = idsAt + 1, idsAt + nIds do drop[ARGV[i]] = true end
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if after[all[i]] == nil then
+      local keep, changed, first, anon = {}, false, true, '0'
+      for tok in string.gmatch(all[i + 1], '%S+') do
+        if first then anon = tok; first = false
+        elseif drop[tok] then changed = true
+        else keep[#keep + 1] = tok end
+      end
+      if changed then
+        if #keep == 0 and anon ~= '1' then after[all[i]] = false; leaving = leaving + 1
+        else after[all[i]] = anon .. (#keep > 0 and (' ' .. table.concat(keep, ' ')) or '') end
+      end
+    end
+  end
+end
+
+local current = function(f)
+  local v = after[f]
+  if v == nil then return redis.call('HGET', KEYS[1], f) end
+  return v
+end
+local fresh = {}
+for i = addAt, #ARGV, 2 do
+  if not current(ARGV[i]) then fresh[#fresh + 1] = ARGV[i] end
+end
+if redis.call('HLEN', KEYS[1]) - leaving + #fresh > max then return -1 end
+
+for f, v in pairs(after) do
+  if v == false then redis.call('HDEL', KEYS[1], f) else redis.call('HSET', KEYS[1], f, v) end
+end
+local readded = {}
+for i = addAt, #ARGV, 2 do
   local old = redis.call('HGET', KEYS[1], ARGV[i])
   if not old then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    readded[ARGV[i]] = true
   else
     local seen, ids = {}, {}
     local anon = string.sub(old, 1, 1) == '1' or string.sub(ARGV[i + 1], 1, 1) == '1'
@@ -45,39 +113,15 @@ for i = 2, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], (anon and '1' or '0') .. (#ids > 0 and (' ' .. table.concat(ids, ' ')) or ''))
   end
 end
-return fresh
-`);
-
-// KEYS: book. ARGV: count of fields F, F fields, then client ids. Drops the named fields
-// outright, and the client ids from every field; a field left with no id and no anon
-// entry goes. Returns the fields removed.
-const REMOVE = new LuaScript(`
-local nFields = tonumber(ARGV[1])
-local removed = {}
-for i = 2, nFields + 1 do
-  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then removed[#removed + 1] = ARGV[i] end
+local left = {}
+for f, v in pairs(after) do
+  if v == false and not readded[f] then left[#left + 1] = f end
 end
-if #ARGV > nFields + 1 then
-  local drop = {}
-  for i = nFields + 2, #ARGV do drop[ARGV[i]] = true end
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    local keep, changed, first, anon = {}, false, true, '0'
-    for tok in string.gmatch(all[i + 1], '%S+') do
-      if first then anon = tok; first = false
-      elseif drop[tok] then changed = true
-      else keep[#keep + 1] = tok end
-    end
-    if changed then
-      if #keep == 0 and anon ~= '1' then
-        redis.call('HDEL', KEYS[1], all[i]); removed[#removed + 1] = all[i]
-      else
-        redis.call('HSET', KEYS[1], all[i], anon .. (#keep > 0 and (' ' .. table.concat(keep, ' ')) or ''))
-      end
-    end
-  end
+local added = {}
+for _, f in ipairs(fresh) do
+  if after[f] ~= false then added[#added + 1] = f end
 end
-return removed
+return { left, added }
 `);
 
 /**
@@ -104,36 +148,41 @@ export class AddressBook {
     return raw === null ? null : decodeTags(raw);
   }
 
-  /** Replaces the whole book atomically; returns the fields held before. */
+  /** Replaces the whole book atomically; returns the fields held before. Throws ACCOUNT_DELETED when the account is gone. */
   async replace(userId: string, book: Map<BookField, BookTags>): Promise<BookField[]> {
-    const key = keys.userBook(userId);
-    const tx = this.redis.multi().hkeys(key).del(key);
-    if (book.size > 0) tx.hset(key, Object.fromEntries([...book].map(([f, t]) => [f, encodeTags(t)])));
-    const results = await tx.exec();
-    const before = (results?.[0]?.[1] ?? []) as BookField[];
+    const args: string[] = [];
+    for (const [f, t] of book) args.push(f, encodeTags(t));
+    const result = await REPLACE.run(this.redis, this.#scriptKeys(userId), args);
+    if (result === -2) throw accountGone();
+    const before = result as BookField[];
     const beforeSet = new Set(before);
     await this.#reindex(userId, before.filter((f) => !book.has(f)), [...book.keys()].filter((f) => !beforeSet.has(f)));
     return before;
   }
 
-  /** Merges entries into the book; returns the fields that were new. Throws BookFullError past `max`. */
-  async add(userId: string, book: Map<BookField, BookTags>, max: number): Promise<BookField[]> {
-    if (book.size === 0) return [];
-    const args: (string | number)[] = [max];
-    for (const [f, t] of book) args.push(f, encodeTags(t));
-    const result = (await ADD.run(this.redis, [keys.userBook(userId)], args)) as (string | number)[];
-    if (result[0] === -1) throw new BookFullError(max);
-    const fresh = result as BookField[];
-    await this.#reindex(userId, [], fresh);
-    return fresh;
-  }
-
-  /** Removes fields outright and client ids wherever they appear; returns the fields that left the book. */
-  async remove(userId: string, fields: BookField[], clientIds: string[]): Promise<BookField[]> {
-    if (fields.length === 0 && clientIds.length === 0) return [];
-    const removed = (await REMOVE.run(this.redis, [keys.userBook(userId)], [fields.length, ...fields, ...clientIds])) as BookField[];
-    await this.#reindex(userId, removed, []);
-    return removed;
+  /**
+   * Removes fields outright and client ids wherever they appear, then merges
+   * `add` in, as one atomic step: if the result would exceed `max` fields it
+   * throws BookFullError and nothing changed (ACCOUNT_DELETED when the account
+   * is gone). Returns the fields that left the book and those that are new.
+   */
+  async change(
+    userId: string,
+    change: { removeFields?: BookField[]; removeClientIds?: string[]; add?: Map<BookField, BookTags> },
+    max: number,
+  ): Promise<{ removed: BookField[]; added: BookField[] }> {
+    const removeFields = change.removeFields ?? [];
+    const removeIds = change.removeClientIds ?? [];
+    const add = change.add ?? new Map<BookField, BookTags>();
+    if (removeFields.length === 0 && removeIds.length === 0 && add.size === 0) return { removed: [], added: [] };
+    const args: (string | number)[] = [max, removeFields.length, ...removeFields, removeIds.length, ...removeIds];
+    for (const [f, t] of add) args.push(f, encodeTags(t));
+    const result = await CHANGE.run(this.redis, this.#scriptKeys(userId), args);
+    if (result === -1) throw new BookFullError(max);
+    if (result === -2) throw accountGone();
+    const [removed, added] = result as [BookField[], BookField[]];
+    await this.#reindex(userId, removed, added);
+    return { removed, added };
   }
 
   /** Deletes the book and every reverse-index entry pointing at it. */
@@ -173,6 +222,10 @@ export class AddressBook {
     return out;
   }
 
+  #scriptKeys(userId: string): string[] {
+    return [keys.userBook(userId), keys.user(userId), keys.userErased(userId)];
+  }
+
   async #reindex(userId: string, removed: BookField[], added: BookField[]): Promise<void> {
     if (removed.length === 0 && added.length === 0) return;
     // One command per reverse set: each lives in its own slot.
@@ -192,4 +245,8 @@ export function encodeTags(t: BookTags): string {
 export function decodeTags(raw: string): BookTags {
   const [flag, ...ids] = raw.split(' ').filter(Boolean);
   return { anon: flag === '1', ids: new Set(ids) };
+}
+
+function accountGone(): AppError {
+  return new AppError('ACCOUNT_DELETED', 'The account was erased; the address book was not stored');
 }

@@ -8,7 +8,7 @@ import type { HubServer } from '../socket/SocketGateway.js';
 import { rooms } from '../socket/SocketGateway.js';
 import type { PhoneHasher } from '../identity/PhoneHasher.js';
 import { PhoneNumbers } from '../identity/PhoneNumbers.js';
-import type { RateLimiter } from '../identity/RateLimiter.js';
+import type { RateDecision, RateLimit, RateLimiter } from '../identity/RateLimiter.js';
 import { AddressBook, BookFullError, type BookField, type BookTags } from './AddressBook.js';
 
 export interface DiscoveryOptions {
@@ -36,7 +36,20 @@ interface ReadEntry {
   fields: BookField[];
 }
 
+/** Reading an upload against the discovery quota. */
+interface QuotaGuard {
+  userId: string;
+  /** Fields of the stored book: numbers in it are free. */
+  current: Set<BookField>;
+  /** New numbers the quota allows (as last seen). */
+  remaining: number;
+  /** New numbers read so far. */
+  newNumbers: Set<BookField>;
+}
+
 const DAY = 86400;
+/** Numbers and emails read between two turns of the event loop. */
+const CHUNK = 200;
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**
@@ -57,12 +70,12 @@ export class Discovery {
 
   /** PUT: the upload becomes the whole book. */
   async replace(owner: { userId: string; phone: string }, entries: ContactEntry[]): Promise<ContactsReply> {
-    this.#checkSize(entries);
-    const { read, ignored } = this.#read(entries, PhoneNumbers.countryOf(owner.phone));
-    const book = toBook(read);
-    if (book.size > this.#opts.maxIdentifiers) throw tooMany(this.#opts.maxIdentifiers);
+    this.#checkSize(entries, countNames(entries));
     const current = new Set(await this.#deps.book.fields(owner.userId));
-    const refund = await this.#charge(owner.userId, [...book.keys()].filter((f) => f.startsWith('n:') && !current.has(f)).length);
+    const quota = await this.#quotaGuard(owner.userId, current);
+    const { read, ignored } = await this.#read(entries, PhoneNumbers.countryOf(owner.phone), new Chunker(), quota);
+    const book = toBook(read);
+    const refund = await this.#charge(owner.userId, quota.newNumbers.size);
     try {
       await this.#deps.book.replace(owner.userId, book);
     } catch (err) {
@@ -72,24 +85,25 @@ export class Discovery {
     return this.#reply(owner.userId, read, ignored);
   }
 
-  /** PATCH: removals first, then additions; replies with matches among the additions. */
+  /** PATCH: removals then additions, in one atomic step; replies with matches among the additions. */
   async patch(
     owner: { userId: string; phone: string },
     change: { add?: ContactEntry[]; remove?: { clientIds?: string[]; phones?: string[]; emails?: string[] } },
   ): Promise<ContactsReply> {
     const add = change.add ?? [];
-    this.#checkSize(add);
+    const remove = change.remove ?? {};
+    this.#checkSize(add, countNames(add) + (remove.phones?.length ?? 0) + (remove.emails?.length ?? 0) + (remove.clientIds?.length ?? 0));
     const country = PhoneNumbers.countryOf(owner.phone);
-    const { read, ignored } = this.#read(add, country);
-    const removal = this.#removalFields(change.remove, country);
-    const book = toBook(read);
-    if (book.size > this.#opts.maxIdentifiers) throw tooMany(this.#opts.maxIdentifiers);
-    // Charged before anything changes, so a refusal leaves the book as it was.
     const current = new Set(await this.#deps.book.fields(owner.userId));
-    const refund = await this.#charge(owner.userId, [...book.keys()].filter((f) => f.startsWith('n:') && !current.has(f)).length);
+    const quota = await this.#quotaGuard(owner.userId, current);
+    const chunker = new Chunker();
+    const { read, ignored } = await this.#read(add, country, chunker, quota);
+    const removal = await this.#removalFields(remove, country, chunker);
+    const book = toBook(read);
+    // Charged before anything changes, and the change is one script, so a refusal leaves the book as it was.
+    const refund = await this.#charge(owner.userId, quota.newNumbers.size);
     try {
-      await this.#deps.book.remove(owner.userId, removal.fields, change.remove?.clientIds ?? []);
-      await this.#deps.book.add(owner.userId, book, this.#opts.maxIdentifiers);
+      await this.#deps.book.change(owner.userId, { removeFields: removal.fields, removeClientIds: remove.clientIds ?? [], add: book }, this.#opts.maxIdentifiers);
     } catch (err) {
       await refund();
       if (err instanceof BookFullError) throw tooMany(err.max);
@@ -117,57 +131,94 @@ export class Discovery {
     return told;
   }
 
-  #checkSize(entries: ContactEntry[]): void {
+  /**
+   * Refuses oversized requests from their raw counts, before any number is
+   * parsed (parsing is the expensive part): entries per upload, and names
+   * (numbers, emails, client ids to remove) per request.
+   */
+  #checkSize(entries: ContactEntry[], names: number): void {
     if (entries.length > this.#opts.maxEntries) {
       throw new AppError('PAYLOAD_TOO_LARGE', `At most ${this.#opts.maxEntries} entries per upload`);
     }
+    if (names > this.#opts.maxIdentifiers) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `At most ${this.#opts.maxIdentifiers} numbers and emails per request`);
+    }
+  }
+
+  /**
+   * What the quota allows before parsing starts: new numbers (not in the
+   * stored book) found while reading are counted, and reading stops as soon
+   * as they pass what is left today, so an account out of quota cannot make
+   * the hub parse a whole upload that is bound to be refused. Known numbers
+   * stay free (a re-sync always works).
+   */
+  async #quotaGuard(userId: string, current: Set<BookField>): Promise<QuotaGuard> {
+    const peek = await this.#deps.limiter.peek(keys.userQuota(userId, 'discovery'), this.#quotaLimit());
+    return { userId, current, remaining: peek.remaining, newNumbers: new Set() };
+  }
+
+  #quotaLimit(): RateLimit {
+    return { limit: this.#opts.newNumbersPerDay, windowSeconds: DAY, kind: 'fixed' };
   }
 
   async #charge(userId: string, newNumbers: number): Promise<() => Promise<void>> {
     if (newNumbers === 0) return async () => undefined;
-    const decision = await this.#deps.limiter.consume(
-      keys.userQuota(userId, 'discovery'),
-      { limit: this.#opts.newNumbersPerDay, windowSeconds: DAY, kind: 'fixed' },
-      newNumbers,
-    );
-    if (!decision.allowed) {
-      throw new AppError('DISCOVERY_QUOTA_EXCEEDED', `This upload checks ${newNumbers} new numbers; ${decision.remaining} are left today`, {
-        retryAfter: decision.retryAfter, details: { newNumbers, remaining: decision.remaining },
-      });
-    }
+    const decision = await this.#deps.limiter.consume(keys.userQuota(userId, 'discovery'), this.#quotaLimit(), newNumbers);
+    if (!decision.allowed) throw quotaExceeded(newNumbers, decision);
     return decision.refund;
   }
 
-  #read(entries: ContactEntry[], country: CountryCode | undefined): { read: ReadEntry[]; ignored: number } {
+  /** Normalises and hashes the entries, yielding to the event loop between chunks; throws once new numbers pass the quota. */
+  async #read(entries: ContactEntry[], country: CountryCode | undefined, chunker: Chunker, quota: QuotaGuard): Promise<{ read: ReadEntry[]; ignored: number }> {
     const { hasher } = this.#deps;
     let ignored = 0;
-    const read = entries.map((entry, index): ReadEntry => {
+    const read: ReadEntry[] = [];
+    for (const [index, entry] of entries.entries()) {
       const fields = new Set<BookField>();
       for (const raw of entry.phones) {
+        await chunker.step();
         const e164 = PhoneNumbers.normaliseContact(raw, country);
-        if (e164) fields.add(`n:${hasher.hash(e164)}`);
-        else ignored += 1;
+        if (!e164) {
+          ignored += 1;
+          continue;
+        }
+        const field: BookField = `n:${hasher.hash(e164)}`;
+        fields.add(field);
+        if (!quota.current.has(field)) await this.#countNew(quota, field);
       }
       for (const raw of entry.emails) {
+        await chunker.step();
         const email = normaliseEmail(raw);
         if (email) fields.add(`e:${hasher.hashTagged('email', email)}`);
         else ignored += 1;
       }
-      return { index, clientId: entry.clientId, fields: [...fields] };
-    });
+      read.push({ index, clientId: entry.clientId, fields: [...fields] });
+    }
     return { read, ignored };
   }
 
-  #removalFields(remove: { phones?: string[]; emails?: string[] } | undefined, country: CountryCode | undefined): { fields: BookField[]; ignored: number } {
+  async #countNew(quota: QuotaGuard, field: BookField): Promise<void> {
+    if (quota.newNumbers.has(field)) return;
+    quota.newNumbers.add(field);
+    if (quota.newNumbers.size <= quota.remaining) return;
+    // Past what the peek saw: ask again (the window may have rolled over meanwhile).
+    const decision = await this.#deps.limiter.peek(keys.userQuota(quota.userId, 'discovery'), this.#quotaLimit(), quota.newNumbers.size);
+    if (!decision.allowed) throw quotaExceeded(quota.newNumbers.size, decision);
+    quota.remaining = decision.remaining;
+  }
+
+  async #removalFields(remove: { phones?: string[]; emails?: string[] }, country: CountryCode | undefined, chunker: Chunker): Promise<{ fields: BookField[]; ignored: number }> {
     const { hasher } = this.#deps;
     const fields: BookField[] = [];
     let ignored = 0;
-    for (const raw of remove?.phones ?? []) {
+    for (const raw of remove.phones ?? []) {
+      await chunker.step();
       const e164 = PhoneNumbers.normaliseContact(raw, country);
       if (e164) fields.push(`n:${hasher.hash(e164)}`);
       else ignored += 1;
     }
-    for (const raw of remove?.emails ?? []) {
+    for (const raw of remove.emails ?? []) {
+      await chunker.step();
       const email = normaliseEmail(raw);
       if (email) fields.push(`e:${hasher.hashTagged('email', email)}`);
       else ignored += 1;
@@ -235,4 +286,30 @@ function normaliseEmail(raw: string): string | null {
 
 function tooMany(max: number): AppError {
   return new AppError('PAYLOAD_TOO_LARGE', `An address book holds at most ${max} numbers and emails`);
+}
+
+function quotaExceeded(newNumbers: number, decision: RateDecision): AppError {
+  return new AppError('DISCOVERY_QUOTA_EXCEEDED', `This upload checks ${newNumbers} new numbers; ${decision.remaining} are left today`, {
+    retryAfter: decision.retryAfter, details: { newNumbers, remaining: decision.remaining },
+  });
+}
+
+/** Numbers and emails an upload names, as sent (counted before anything is parsed). */
+function countNames(entries: ContactEntry[]): number {
+  let n = 0;
+  for (const e of entries) n += e.phones.length + e.emails.length;
+  return n;
+}
+
+/**
+ * Parsing a large upload takes a while (libphonenumber is synchronous):
+ * give other requests and sockets a turn every CHUNK items.
+ */
+class Chunker {
+  #done = 0;
+
+  async step(): Promise<void> {
+    this.#done += 1;
+    if (this.#done % CHUNK === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }

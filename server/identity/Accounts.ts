@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { AppError } from '../../shared/protocol/errors.js';
 import { keys } from '../keys.js';
 import type { PhoneHasher } from './PhoneHasher.js';
 import { LuaScript } from '../LuaScript.js';
@@ -22,8 +23,10 @@ export interface ProfilePatch {
   gender?: string | null;
 }
 
-// Writes a profile only if none exists. Returns 1 when written.
+// KEYS: profile, erasure tombstone. Writes a profile only if none exists and the
+// account is not being erased. Returns 1 when written, 0 when one exists, -1 when erased.
 const CREATE_PROFILE = new LuaScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
@@ -70,7 +73,9 @@ export class Accounts {
    * The phone index (its own hash slot) is claimed with SET NX, so two
    * verifications of the same number at once produce one account; the profile
    * is then written only if absent, so whichever verification gets there
-   * first completes it even if the claimer died in between.
+   * first completes it even if the claimer died in between. Throws
+   * ACCOUNT_DELETED when the index still named an account that is being (or
+   * was just) erased: its profile is not brought back.
    */
   async findOrCreate(
     e164: string,
@@ -81,13 +86,14 @@ export class Accounts {
     const candidate = Accounts.newUserId();
     const claimed = await this.redis.set(indexKey, candidate, 'NX');
     const userId = claimed ? candidate : await this.redis.get(indexKey);
-    if (!userId) throw new Error('phone index vanished during sign-up');
+    // Released between the two calls: the account it named was erased meanwhile.
+    if (!userId) throw new AppError('ACCOUNT_DELETED', 'The account was erased while signing in; sign in again to create a new one');
     const fresh: Profile = { userId, phone: e164, displayName, createdAt: Date.now() };
     if (extra.age !== undefined) fresh.age = extra.age;
-    const written = await CREATE_PROFILE.run(this.redis, [keys.user(userId)], Object.entries(encodeProfile(fresh)).flat());
+    const written = await CREATE_PROFILE.run(this.redis, [keys.user(userId), keys.userErased(userId)], Object.entries(encodeProfile(fresh)).flat());
     if (written === 1) return { profile: fresh, created: true };
-    const profile = await this.get(userId);
-    if (!profile) throw new Error('account index points to a missing profile');
+    const profile = written === 0 ? await this.get(userId) : null;
+    if (!profile) throw new AppError('ACCOUNT_DELETED', 'The account was erased while signing in; sign in again to create a new one');
     return { profile, created: false };
   }
 

@@ -15,11 +15,13 @@ export interface ErasureDeps {
   gateway: SocketGateway;
   events: HubEvents;
   log: Logger;
+  /** How long the erasure tombstone outlives the erasure (ERASURE_TOMBSTONE_TTL_S). */
+  tombstoneTtlSeconds: number;
 }
 
 export type ErasureReason = 'user_request' | 'under_minimum_age';
 
-/** Every key identity and contacts keep in the user's own slot. */
+/** Every key identity and contacts keep in the user's own slot (but the erasure tombstone, which must outlive them). */
 export function userOwnedKeys(userId: string): string[] {
   return [
     keys.user(userId),
@@ -27,6 +29,7 @@ export function userOwnedKeys(userId: string): string[] {
     keys.userDevices(userId),
     keys.userBook(userId),
     keys.userQuota(userId, 'discovery'),
+    keys.userQuota(userId, 'contacts'),
   ];
 }
 
@@ -34,6 +37,10 @@ export function userOwnedKeys(userId: string): string[] {
  * Account erasure: everything identity and contacts hold about a user goes,
  * in an order that stays safe if it stops half-way (running it again
  * finishes the job):
+ * 0. a tombstone (`user:{uid}:erased`, TTL ERASURE_TOMBSTONE_TTL_S): the
+ *    scripts that write a profile, session or address book refuse while it
+ *    exists, so a sign-in that found the account just before the erasure
+ *    cannot bring back a session (or profile) without an account after it;
  * 1. sessions, so no token of the account is accepted any more;
  * 2. the number's index, so a new sign-up cannot land on this account;
  * 3. the address book and its reverse-index entries (other hash slots);
@@ -48,7 +55,8 @@ export class Erasure {
   constructor(private readonly deps: ErasureDeps) {}
 
   async erase(userId: string, reason: ErasureReason): Promise<void> {
-    const { redis, accounts, otp, addressBook, gateway, events, log } = this.deps;
+    const { redis, accounts, otp, addressBook, gateway, events, log, tombstoneTtlSeconds } = this.deps;
+    await redis.set(keys.userErased(userId), '1', 'EX', tombstoneTtlSeconds);
     const profile = await accounts.get(userId);
     await redis.del(keys.userSessions(userId));
     if (profile) await accounts.unindexPhone(profile.phone, userId);

@@ -62,6 +62,8 @@ export class Conference extends Emitter<ConferenceEvents> {
   #local: MediaStream | undefined;
   #room: RelayRoomHandle | undefined;
   #streams = new Map<string, MediaStream>();
+  /** Live track states from the room's media notices, fresher than the hub's list for self-mutes. */
+  #trackStates = new Map<string, { audio?: 'on' | 'muted'; video?: 'on' | 'muted' }>();
   #muted = false;
   /** Who invited this device (incoming invitations). */
   readonly inviter: CallParty | undefined;
@@ -99,8 +101,22 @@ export class Conference extends Emitter<ConferenceEvents> {
     return this.#hostId === this.#ctx.client.userId;
   }
 
+  /**
+   * Participants with their track states: this device's own from its mute
+   * state, the others' from the relay's media notices when known (a
+   * participant muting themselves shows at once), else as the hub listed them.
+   */
   get participants(): readonly ConferenceParticipant[] {
-    return this.#participants;
+    const me = this.#ctx.client.userId;
+    return this.#participants.map((p) => {
+      if (p.userId === me && this.#room) {
+        const audio = this.#local?.getAudioTracks().length ? (this.#muted ? 'muted' : 'on') : 'off';
+        return audio === p.audio ? p : { ...p, audio };
+      }
+      const live = this.#trackStates.get(p.userId);
+      if (!live) return p;
+      return { ...p, audio: live.audio ?? p.audio, video: live.video ?? p.video };
+    });
   }
 
   get invited(): readonly ConferenceInvitee[] {
@@ -183,6 +199,7 @@ export class Conference extends Emitter<ConferenceEvents> {
   async setMuted(muted: boolean): Promise<void> {
     this.#muted = muted;
     for (const t of this.#local?.getAudioTracks() ?? []) t.enabled = !muted;
+    this.emit('participants', this.participants, this.#invited);
     await this.#room?.setAudioPaused(muted).catch((err: unknown) => this.emit('error', err));
   }
 
@@ -206,8 +223,15 @@ export class Conference extends Emitter<ConferenceEvents> {
       const joiner = await this.#ctx.relay();
       if (this.#phase === 'ended') return;
       const room = await joiner.join(this.#ctx.client, this.#roomId, this.#local, {
-        onTrack: (track, producer) => this.#addTrack(producer.userId, track),
-        onTrackEnded: (producer) => this.#removeTrack(producer.userId, producer.kind),
+        onTrack: (track, producer) => {
+          this.#setTrackState(producer.userId, producer.kind, producer.paused ? 'muted' : 'on');
+          this.#addTrack(producer.userId, track);
+        },
+        onTrackPaused: (producer, paused) => this.#setTrackState(producer.userId, producer.kind, paused ? 'muted' : 'on'),
+        onTrackEnded: (producer) => {
+          this.#setTrackState(producer.userId, producer.kind, undefined);
+          this.#removeTrack(producer.userId, producer.kind);
+        },
         onActiveSpeaker: (userId) => {
           this.#activeSpeaker = userId;
           this.emit('activeSpeaker', userId);
@@ -221,6 +245,7 @@ export class Conference extends Emitter<ConferenceEvents> {
       this.#room = room;
       if (this.#muted) await room.setAudioPaused(true);
       this.#setPhase('joined');
+      this.emit('participants', this.participants, this.#invited);
     } catch (err) {
       this.emit('error', err);
       if (this.#phase !== 'ended') {
@@ -241,7 +266,7 @@ export class Conference extends Emitter<ConferenceEvents> {
     this.#hostId = hostId;
     this.#participants = participants;
     this.#invited = invited;
-    this.emit('participants', participants, invited);
+    this.emit('participants', this.participants, invited);
   }
 
   /** @internal The host muted this device. */
@@ -253,6 +278,7 @@ export class Conference extends Emitter<ConferenceEvents> {
     }
     if (kind === null || kind === 'video') for (const t of this.#local?.getVideoTracks() ?? []) t.enabled = false;
     this.emit('mutedByHost', kind, by);
+    this.emit('participants', this.participants, this.#invited);
   }
 
   /** @internal This device is out (ended, removed, joined elsewhere, invitation over). */
@@ -261,6 +287,14 @@ export class Conference extends Emitter<ConferenceEvents> {
   }
 
   // --- internals ---------------------------------------------------------------------
+
+  #setTrackState(userId: string, kind: 'audio' | 'video', state: 'on' | 'muted' | undefined): void {
+    const entry = this.#trackStates.get(userId) ?? {};
+    if (state) entry[kind] = state;
+    else delete entry[kind];
+    this.#trackStates.set(userId, entry);
+    this.emit('participants', this.participants, this.#invited);
+  }
 
   #addTrack(userId: string, track: MediaStreamTrack): void {
     let stream = this.#streams.get(userId);

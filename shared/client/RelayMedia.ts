@@ -35,6 +35,8 @@ export class RelayRoom implements RelayRoomHandle {
   #recv: Transport | undefined;
   readonly #producers = new Map<string, Producer>();
   readonly #consumers = new Map<string, { consumer: Consumer; producer: MediaProducer }>();
+  /** Tracks announced while the recv transport did not exist yet (during a join), by producer id. */
+  readonly #announced = new Map<string, MediaProducer>();
   /** Consumes in progress, by producer id. */
   readonly #inFlight = new Map<string, { cancelled: boolean }>();
   #offs: (() => void)[] = [];
@@ -107,10 +109,15 @@ export class RelayRoom implements RelayRoomHandle {
     const mine = (p: { roomId: string }) => p.roomId === this.roomId && !this.#closed;
     this.#offs.push(
       on('media:producer-added', (p) => {
-        if (mine(p) && p.peerId !== this.#peerId) void this.#consume(p).catch((err: unknown) => this.#handlers.onError?.(err));
+        if (!mine(p) || p.peerId === this.#peerId) return;
+        // While (re)joining, the recv transport may not exist yet: consume once it does.
+        if (!this.#recv) this.#announced.set(p.producerId, p);
+        else void this.#consume(p).catch((err: unknown) => this.#handlers.onError?.(err));
       }),
       on('media:producer-closed', (p) => {
-        if (mine(p)) this.#dropConsumerOf(p.producerId);
+        if (!mine(p)) return;
+        this.#announced.delete(p.producerId);
+        this.#dropConsumerOf(p.producerId);
       }),
       on('media:consumer-closed', (p) => {
         if (mine(p)) this.#dropConsumerOf(p.producerId);
@@ -178,7 +185,9 @@ export class RelayRoom implements RelayRoomHandle {
         await this.#client.request('media:producer-pause', { roomId: this.roomId, producerId: producer.id });
       }
     }
-    for (const p of joined.producers) if (p.peerId !== this.#peerId) await this.#consume(p);
+    const announced = [...this.#announced.values()];
+    this.#announced.clear();
+    for (const p of [...joined.producers, ...announced]) if (p.peerId !== this.#peerId) await this.#consume(p);
   }
 
   async #createTransport(direction: 'send' | 'recv'): Promise<Transport> {

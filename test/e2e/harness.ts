@@ -169,10 +169,11 @@ export async function callInfo(page: Page): Promise<{ id?: string; state: string
 
 /**
  * Waits until remote audio is received and decoded, then checks that it
- * keeps flowing: packets and decoded samples both grow over half a second.
- * `streams` is how many remote audio streams must flow (conferences).
+ * keeps flowing: packets and decoded samples both grow over half a second
+ * (`settleMs`; 0 only waits for the first decoded audio). `streams` is how
+ * many remote audio streams must flow (conferences).
  */
-export async function expectAudioFlowing(page: Page, opts: { streams?: number; timeoutMs?: number } = {}): Promise<InboundTrackStats[]> {
+export async function expectAudioFlowing(page: Page, opts: { streams?: number; timeoutMs?: number; settleMs?: number } = {}): Promise<InboundTrackStats[]> {
   const want = opts.streams ?? 1;
   const flowing = async () => (await inboundStats(page)).filter((s) => s.kind === 'audio' && s.packetsReceived > 0 && (s.totalSamplesReceived ?? 0) > 0);
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
@@ -182,7 +183,8 @@ export async function expectAudioFlowing(page: Page, opts: { streams?: number; t
     await page.waitForTimeout(100);
     first = await flowing();
   }
-  await page.waitForTimeout(500);
+  if (opts.settleMs === 0) return first;
+  await page.waitForTimeout(opts.settleMs ?? 500);
   const later = await flowing();
   const total = (list: InboundTrackStats[]) => list.reduce((a, s) => ({ packets: a.packets + s.packetsReceived, samples: a.samples + (s.totalSamplesReceived ?? 0) }), { packets: 0, samples: 0 });
   expect(total(later).packets, 'inbound audio packets grow').to.be.greaterThan(total(first).packets);

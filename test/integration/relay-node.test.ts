@@ -219,6 +219,56 @@ describe('relay node', function () {
     });
   });
 
+  describe('per-participant limits', () => {
+    it('holds under concurrent requests: 20 transport.create and 20 produce at once give exactly the limit', async () => {
+      const roomId = newRoomId();
+      await controlOk(hub, 'room.ensure', { roomId });
+      await controlOk(hub, 'peer.join', { roomId, peerId: 'greedy:1' });
+      const before = await dumpTotals(node);
+
+      const creates = await Promise.all(Array.from({ length: 20 }, (_, i) => control(hub, 'transport.create', { roomId, peerId: 'greedy:1', direction: i % 2 ? 'recv' : 'send' })));
+      const created = creates.filter((r) => r.ok);
+      expect(created, 'transports created').to.have.length(4);
+      for (const r of creates.filter((x) => !x.ok)) {
+        expectCode(r, 'BAD_REQUEST');
+        expect((r as { error: { message: string } }).error.message).to.equal('At most 4 transports per participant');
+      }
+      const participant = node.room(roomId)!.participant('greedy:1');
+      expect(participant.counts.transports).to.equal(4);
+      expect((await dumpTotals(node)).transports - before.transports, 'transports mediasoup holds').to.equal(4);
+      const send = creates.find((r, i) => r.ok && i % 2 === 0) as { id: string } | undefined;
+      expect(send, 'a send transport among those created').to.not.equal(undefined);
+
+      const produces = await Promise.all(Array.from({ length: 20 }, (_, i) => control(hub, 'produce', {
+        roomId, peerId: 'greedy:1', transportId: send!.id, kind: 'audio', rtpParameters: { ...audioRtpParameters(5000 + i), mid: `m${i}` },
+      })));
+      expect(produces.filter((r) => r.ok), 'producers created').to.have.length(6);
+      for (const r of produces.filter((x) => !x.ok)) expectCode(r, 'BAD_REQUEST');
+      expect(participant.counts.producers).to.equal(6);
+      expect((await dumpTotals(node)).producers - before.producers, 'producers mediasoup holds').to.equal(6);
+
+      const dump = await controlOk(hub, 'node.dump', {});
+      expect(dump.counts.transports - before.transports).to.equal(4);
+      expect(dump.counts.producers - before.producers).to.equal(6);
+      await controlOk(hub, 'room.close', { roomId });
+    });
+
+    it('gives a failed creation its slot back', async () => {
+      const roomId = newRoomId();
+      await controlOk(hub, 'room.ensure', { roomId });
+      const t = await joinWithTransports(roomId, 'clumsy:1');
+      // Five produce requests mediasoup refuses, at once: none of them may keep a slot.
+      const pcmu = { ...audioRtpParameters(7), codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }] };
+      const refused = await Promise.all(Array.from({ length: 5 }, () => control(hub, 'produce', { roomId, peerId: 'clumsy:1', transportId: t.send, kind: 'audio', rtpParameters: pcmu })));
+      for (const r of refused) expectCode(r, 'RTP_PARAMETERS_INVALID');
+      for (let i = 0; i < 6; i++) {
+        await controlOk(hub, 'produce', { roomId, peerId: 'clumsy:1', transportId: t.send, kind: 'audio', rtpParameters: { ...audioRtpParameters(6000 + i), mid: `m${i}` } });
+      }
+      expectCode(await control(hub, 'produce', { roomId, peerId: 'clumsy:1', transportId: t.send, kind: 'audio', rtpParameters: { ...audioRtpParameters(6100), mid: 'm99' } }), 'BAD_REQUEST');
+      await controlOk(hub, 'room.close', { roomId });
+    });
+  });
+
   describe('ownership', () => {
     it('leaves nothing behind after 50 join/leave cycles and closed rooms', async () => {
       const roomId = newRoomId();
@@ -288,16 +338,22 @@ describe('relay node', function () {
       const metrics = await (await fetch(`${node.controlUrl}/metrics`)).text();
       expect(metrics).to.match(/relay_recording_guard_refusals_total\{what="transport",type="PlainTransport",node="node-a"\} 1/);
       expect(metrics).to.match(/relay_recording_guard_refusals_total\{what="transport",type="DirectTransport",node="node-a"\} 1/);
-      // Consuming through the closed transports is impossible.
-      let threw = false;
-      try {
-        await direct.consume({ producerId: 'x', rtpCapabilities: {} });
-      } catch {
-        threw = true;
-      }
-      expect(threw).to.equal(true);
       const dump = (await router.dump()) as { transportIds: string[] };
       expect(dump.transportIds).to.have.length(0);
+
+      // Consuming a real producer of this router through the closed DirectTransport
+      // is refused; the same request through a participant's transport works, so
+      // only the guard stands between the track and this process.
+      const singer = await joinWithTransports(roomId, 'singer:1');
+      const audio = await controlOk(hub, 'produce', { roomId, peerId: 'singer:1', transportId: singer.send, kind: 'audio', rtpParameters: audioRtpParameters() });
+      expect(node.room(roomId)!.routers, 'the producer lives on the router the DirectTransport was made on').to.deep.equal([router]);
+      const tapped = await direct.consume({ producerId: audio.producerId, rtpCapabilities: deviceRtpCapabilities() as ms.RtpCapabilities })
+        .then((c) => c, (err: unknown) => err as Error);
+      expect(tapped, 'consume through the closed DirectTransport').to.be.instanceOf(Error);
+      const listener = await joinWithTransports(roomId, 'listener:1');
+      await controlOk(hub, 'consume', { roomId, peerId: 'listener:1', transportId: listener.recv, producerId: audio.producerId, rtpCapabilities: deviceRtpCapabilities() });
+      const after = (await router.dump()) as { mapProducerIdConsumerIds: Record<string, string[]> };
+      expect(after.mapProducerIdConsumerIds[audio.producerId], 'the listener\'s consumer only').to.have.length(1);
       await controlOk(hub, 'room.close', { roomId });
     });
   });

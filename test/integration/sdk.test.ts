@@ -153,18 +153,25 @@ describe('client SDK (Node, no media)', function () {
     expect(store.load()).to.equal(null);
   });
 
-  it('receives typed notices across reconnects (contact:joined)', async () => {
+  it('delivers typed notices to listeners registered before connecting, and stops after unsubscribing', async () => {
     const client = newClient();
     await signIn(client);
+    const seen: { userId: string; clientIds: string[] }[] = [];
+    const off = client.onNotice('contact:joined', (p) => seen.push(p));
     await client.connect();
-    const friend = testPhone();
-    await client.uploadContacts([{ clientId: 'friend-1', name: 'Friend', phones: [friend] }]);
-    const joined = new Promise<{ userId: string; clientIds: string[] }>((resolve) => client.onNotice('contact:joined', resolve));
+    const [friend, other] = [testPhone(), testPhone()];
+    await client.uploadContacts([{ clientId: 'friend-1', name: 'Friend', phones: [friend] }, { clientId: 'other-1', phones: [other] }]);
     const friendClient = newClient();
     await signIn(friendClient, friend, 'Friend');
-    const notice = await joined;
-    expect(notice.clientIds).to.deep.equal(['friend-1']);
-    expect(notice.userId).to.equal(friendClient.userId);
+    await waitFor(() => seen.length === 1, 5000);
+    expect(seen[0]!.clientIds).to.deep.equal(['friend-1']);
+    expect(seen[0]!.userId).to.equal(friendClient.userId);
+    off();
+    // A second join after unsubscribing reaches the socket but not the listener.
+    const raw = new Promise((resolve) => client.onNotice('contact:joined', resolve));
+    await signIn(newClient(), other, 'Other');
+    await raw;
+    expect(seen).to.have.length(1);
   });
 
   it('rings an incoming call with the caller\'s number and name, and declines it through the call object', async () => {

@@ -39,7 +39,7 @@ export function conferenceView(conf: Conference, me: string | undefined, contact
     h('p', { class: 'meta' },
       h('span', { testid: 'conf-phase', class: 'pill' }, conf.phase === 'joined' ? 'Relayed' : 'Joining…'),
       speaker ? h('span', { testid: 'active-speaker', 'data-user-id': speaker.userId }, `Speaking: ${speaker.displayName ?? speaker.phone ?? 'someone'}`) : null),
-    h('ul', { testid: 'participants', class: 'list card' },
+    h('ul', { testid: 'participants', class: 'list card participants' },
       ...conf.participants.map((p) => h('li', {
         testid: 'participant',
         class: p.userId === conf.activeSpeaker ? 'speaking' : '',
