@@ -217,11 +217,14 @@ export class RelayNode {
         this.#closeRoom(roomId);
         return {};
       },
-      'room.producers': ({ roomId }) => ({ producers: this.#room(roomId).producerInfos() }),
+      'room.producers': ({ roomId }) => {
+        const room = this.#room(roomId);
+        return { producers: room.producerInfos(), activeSpeaker: room.activeSpeaker };
+      },
       'peer.join': async ({ roomId, peerId, resume }) => {
         const room = this.#room(roomId);
         const { resumed } = await room.join(peerId, { resume: resume ?? false });
-        return { rtpCapabilities: room.rtpCapabilities, producers: room.producerInfos(peerId), resumed };
+        return { rtpCapabilities: room.rtpCapabilities, producers: room.producerInfos(peerId), resumed, activeSpeaker: room.activeSpeaker };
       },
       'peer.leave': ({ roomId, peerId }) => {
         this.#rooms.get(roomId)?.leave(peerId);

@@ -77,6 +77,8 @@ export class Room extends EventEmitter<RoomEvents> {
   readonly #pipes = new Map<string, Promise<PipePair>>();
   readonly #piped = new Map<string, Promise<void>>();
   readonly #speaker: ms.ActiveSpeakerObserver;
+  /** The dominant speaker the observer last picked (announced only when it changes, so kept for peers joining later). */
+  #activeSpeaker: { peerId: string; producerId: string } | undefined;
   #joins: Promise<unknown> = Promise.resolve();
   #idleTimer?: NodeJS.Timeout;
   #closed = false;
@@ -88,10 +90,7 @@ export class Room extends EventEmitter<RoomEvents> {
     this.#main = main;
     this.#slots.set(main.router.id, main);
     this.#speaker = speaker;
-    speaker.on('dominantspeaker', ({ producer }) => {
-      const peerId = (producer.appData as ProducerAppData).peerId;
-      if (!this.#closed && typeof peerId === 'string') this.emit('activeSpeaker', { peerId, producerId: producer.id });
-    });
+    speaker.on('dominantspeaker', ({ producer }) => this.setActiveSpeaker(producer.id));
     this.#armIdle();
   }
 
@@ -155,6 +154,28 @@ export class Room extends EventEmitter<RoomEvents> {
     const p = this.#peers.get(peerId);
     if (!p) throw new AppError('NOT_IN_ROOM', 'No such peer in this room');
     return p;
+  }
+
+  /** The current dominant speaker while its audio track is open, else null. */
+  get activeSpeaker(): { peerId: string; producerId: string } | null {
+    const current = this.#activeSpeaker;
+    if (!current) return null;
+    const origin = this.#producers.get(current.producerId);
+    return origin && !origin.producer.closed ? { ...current } : null;
+  }
+
+  /**
+   * The room's ActiveSpeakerObserver picked `producerId` (one of the room's
+   * audio producers) as the dominant speaker: remembered for peers joining
+   * later, and announced (`activeSpeaker`). Unknown or closed producers are
+   * ignored. Tests call it to stand in for real audio.
+   */
+  setActiveSpeaker(producerId: string): void {
+    if (this.#closed) return;
+    const origin = this.#producers.get(producerId);
+    if (!origin || origin.producer.closed || origin.producer.kind !== 'audio') return;
+    this.#activeSpeaker = { peerId: origin.participant.peerId, producerId };
+    this.emit('activeSpeaker', { ...this.#activeSpeaker });
   }
 
   /** Every producer of the room, except those of `exceptPeerId`. */
@@ -233,6 +254,7 @@ export class Room extends EventEmitter<RoomEvents> {
 
     participant.on('producerClosed', (producer) => {
       this.#producers.delete(producer.id);
+      if (this.#activeSpeaker?.producerId === producer.id) this.#activeSpeaker = undefined;
       if (!this.#closed) this.emit('producerClosed', { peerId, producerId: producer.id, kind: producer.kind });
     });
     participant.on('producerPaused', (producer) => {

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
  * Structured logs: one root logger per process, a child per subsystem with ids
@@ -32,7 +32,7 @@ export function safeError(err: unknown): Record<string, unknown> | unknown {
 
 export function createLogger(
   opts: { level: string; name: string; base?: Record<string, unknown> },
-  destination?: pino.DestinationStream,
+  destination?: DestinationStream,
 ): Logger {
   return pino({
     name: opts.name,

@@ -52,6 +52,9 @@ export class ConferenceService {
   readonly #max: number;
   /** Background work (post-ack notices, disconnect handling), awaited on close. */
   readonly #pending = new Set<Promise<unknown>>();
+  /** Conferences whose track states this hub is re-sending; true: a change came meanwhile, send again. */
+  readonly #trackRefresh = new Map<string, boolean>();
+  readonly #unsubscribe: (() => void)[] = [];
   #closed = false;
 
   constructor(ctx: HubContext, relay: RelayServices) {
@@ -72,12 +75,20 @@ export class ConferenceService {
 
   start(): void {
     this.#timers.start();
+    // A track started, stopped, or was muted/unmuted (by its owner or the host): participants' track states changed.
+    const relay = this.#relay.service;
+    const onTracks = ({ roomId }: { roomId: string }) => this.#onTracksChanged(roomId);
+    for (const name of ['peer.producerAdded', 'peer.producerClosed', 'peer.producerPaused'] as const) {
+      relay.on(name, onTracks);
+      this.#unsubscribe.push(() => relay.off(name, onTracks));
+    }
   }
 
   /** Stops timers and waits for in-flight background work. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const off of this.#unsubscribe.splice(0)) off();
     this.#timers.close();
     await Promise.allSettled([...this.#pending]);
   }
@@ -277,9 +288,9 @@ export class ConferenceService {
       if (!(err instanceof AppError && err.code === 'ROOM_NOT_FOUND')) throw err;
     }
     this.#log.info({ conferenceId: p.conferenceId, kind: p.kind ?? 'all', tracks }, 'host muted a participant');
-    this.#afterAck(async () => {
+    // The paused tracks reach everyone's conference:participants through the relay's notices (#onTracksChanged).
+    this.#afterAck(() => {
       this.#notify([rooms.session(target.sessionId)], 'conference:muted', { conferenceId: p.conferenceId, kind: p.kind ?? null, by: userId });
-      await this.#broadcastParticipants(p.conferenceId);
     });
     return { tracks };
   }
@@ -539,6 +550,43 @@ export class ConferenceService {
     this.#notify(this.#sessionsOf(conf), 'conference:participants', { conferenceId: id, hostId: conf.hostId, participants, invited });
   }
 
+  /**
+   * The relay says a track of a room started, stopped, or was paused or
+   * resumed. Every hub hears it, so each one sends the new list only to its
+   * own participant sockets: each device gets one copy whichever hub it is
+   * on. Changes that come while a list is being built make it go out once
+   * more afterwards, so this hub's last copy always shows the last change.
+   */
+  #onTracksChanged(roomId: string): void {
+    if (this.#closed) return;
+    if (this.#trackRefresh.has(roomId)) {
+      this.#trackRefresh.set(roomId, true);
+      return;
+    }
+    this.#trackRefresh.set(roomId, false);
+    this.#background((async () => {
+      try {
+        do {
+          this.#trackRefresh.set(roomId, false);
+          await this.#sendParticipantsLocally(roomId);
+        } while (this.#trackRefresh.get(roomId) === true && !this.#closed);
+      } finally {
+        this.#trackRefresh.delete(roomId);
+      }
+    })());
+  }
+
+  /** conference:participants to the participants connected to this hub process (nothing if it is not a running conference). */
+  async #sendParticipantsLocally(id: string): Promise<void> {
+    const conf = (await this.#store.get(id)).conf;
+    if (!conf || conf.state === 'ended') return;
+    const local = this.#ctx.io.of('/').adapter.rooms;
+    const here = this.#sessionsOf(conf).filter((room) => (local.get(room)?.size ?? 0) > 0);
+    if (here.length === 0) return;
+    const { participants, invited } = await this.#lists(conf);
+    this.#notify(here, 'conference:participants', { conferenceId: id, hostId: conf.hostId, participants, invited }, { local: true });
+  }
+
   /** Takes a conference that never got going away again (its 1:1 call ended before it could move). */
   async #discard(id: string, userIds: string[]): Promise<void> {
     await this.#store.discard(id);
@@ -708,10 +756,11 @@ export class ConferenceService {
     }
   }
 
-  #notify<K extends ServerNoticeName>(to: string[], event: K, payload: NoticePayload<K>): void {
+  /** Emits to sockets in these rooms on every hub process (`local`: on this one only). */
+  #notify<K extends ServerNoticeName>(to: string[], event: K, payload: NoticePayload<K>, opts: { local?: boolean } = {}): void {
     // An empty room list would broadcast to every socket.
     if (to.length === 0) return;
-    const op = this.#ctx.io.to(to);
+    const op = (opts.local ? this.#ctx.io.local : this.#ctx.io).to(to);
     (op.emit as (ev: string, p: unknown) => boolean).call(op, event, payload);
   }
 

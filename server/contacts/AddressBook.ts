@@ -89,7 +89,8 @@ local fresh = {}
 for i = addAt, #ARGV, 2 do
   if not current(ARGV[i]) then fresh[#fresh + 1] = ARGV[i] end
 end
-if redis.call('HLEN', KEYS[1]) - leaving + #fresh > max then return -1 end
+-- Only new fields can make it too large (a book over a lowered max may still shrink or retag).
+if #fresh > 0 and redis.call('HLEN', KEYS[1]) - leaving + #fresh > max then return -1 end
 
 for f, v in pairs(after) do
   if v == false then redis.call('HDEL', KEYS[1], f) else redis.call('HSET', KEYS[1], f, v) end
@@ -129,7 +130,8 @@ return { left, added }
  * plus the reverse index from each hash to the users holding it.
  *
  * The book (`user:{uid}:book`) lives in the user's hash slot and changes
- * atomically (MULTI or Lua). Reverse-index sets (`contacts:owners:{hash}`)
+ * atomically (MULTI or Lua); writes refuse with ACCOUNT_DELETED once the
+ * account is gone or being erased. Reverse-index sets (`contacts:owners:{hash}`)
  * live in one slot per hash, so they are updated after the book, each set on
  * its own; the book is the truth, and a reverse entry whose book field is
  * gone is treated as stale and removed when read (see `ownersOf`).

@@ -16,7 +16,7 @@ export interface DiscoveryOptions {
   newNumbersPerDay: number;
   /** Entries accepted in one upload. */
   maxEntries: number;
-  /** Distinct identifiers one book may hold. */
+  /** Distinct identifiers one book may hold, and names one request may carry (counted as sent). */
   maxIdentifiers: number;
 }
 

@@ -10,6 +10,8 @@ import type { Devices, DeviceRecord } from '../identity/Devices.js';
 import type { Erasure } from '../identity/Erasure.js';
 import type { OtpService } from '../identity/OtpService.js';
 import type { PhoneNumbers } from '../identity/PhoneNumbers.js';
+import type { RateLimiter } from '../identity/RateLimiter.js';
+import { keys } from '../keys.js';
 import type { Profile } from '../identity/Accounts.js';
 import { parse } from './errors.js';
 
@@ -41,6 +43,7 @@ export interface AuthRouteDeps {
   numbers: PhoneNumbers;
   devices: Devices;
   erasure: Erasure;
+  limiter: RateLimiter;
 }
 
 /** `/v1/auth/*`: code, verify, refresh, logout. */
@@ -97,10 +100,20 @@ export function registerAuthRoutes(ctx: HubContext, deps: AuthRouteDeps): void {
     };
   });
 
+  const refreshLimit = { limit: config.REFRESH_PER_SESSION_PER_HOUR, windowSeconds: 3600 };
   app.post('/v1/auth/refresh', async (request) => {
     const body = parse(RefreshRequest, request.body);
     const rotated = await ctx.sessions.rotate(body.refreshToken, {
       refreshTtlSeconds: config.REFRESH_TOKEN_TTL_S,
+      // Counted only for genuine current tokens: forged ones cannot drain a session's budget, and a spent one always revokes.
+      beforeRotate: async (_userId, sessionId) => {
+        const decision = await deps.limiter.consume(keys.rateLimit('refresh', sessionId), refreshLimit);
+        if (!decision.allowed) {
+          throw new AppError('RATE_LIMITED', 'Too many refreshes for this session; keep the current refresh token and retry later', {
+            retryAfter: decision.retryAfter, details: { limit: 'refresh' },
+          });
+        }
+      },
       onReuse: (userId, sessionId) => {
         log.warn({ userId, sessionId }, 'spent refresh token presented; session revoked');
         ctx.gateway.closeRoom(rooms.session(sessionId), 'session_revoked', 'A refresh token was used twice; sign in again');

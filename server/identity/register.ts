@@ -43,7 +43,10 @@ export function registerIdentity(ctx: HubContext): void {
     { redis: ctx.redis, book: addressBook, hasher: ctx.phoneHasher, limiter, io: ctx.io, log: log.child({ sub: 'contacts' }) },
     { newNumbersPerDay: c.DISCOVERY_NEW_NUMBERS_PER_DAY, maxEntries: c.CONTACTS_MAX_ENTRIES, maxIdentifiers: c.CONTACTS_MAX_IDENTIFIERS },
   );
-  const erasure = new Erasure({ redis: ctx.redis, accounts: ctx.accounts, otp, addressBook, gateway: ctx.gateway, events: ctx.events, log });
+  const erasure = new Erasure({
+    redis: ctx.redis, accounts: ctx.accounts, otp, addressBook, gateway: ctx.gateway, events: ctx.events, log,
+    tombstoneTtlSeconds: c.ERASURE_TOMBSTONE_TTL_S,
+  });
 
   // contact:joined for everyone holding the new number; the hub waits for these on close.
   const announcing = new Set<Promise<unknown>>();
@@ -59,8 +62,8 @@ export function registerIdentity(ctx: HubContext): void {
     await Promise.allSettled([...announcing]);
   });
 
-  registerAuthRoutes(ctx, { otp, numbers, devices, erasure });
+  registerAuthRoutes(ctx, { otp, numbers, devices, erasure, limiter });
   registerMeRoutes(ctx, { devices, erasure, addressBook, discovery });
   registerDeviceRoutes(ctx, { devices });
-  registerContactsRoutes(ctx, { discovery, addressBook });
+  registerContactsRoutes(ctx, { discovery, addressBook, limiter });
 }

@@ -110,7 +110,14 @@ export class MediaGateway {
       try {
         const res = await relay.request(roomId, 'peer.join', { peerId, resume: resume ?? false });
         this.#track(socket, roomId);
-        return { rtpCapabilities: res.rtpCapabilities, producers: res.producers.map(toClientProducer), resumed: res.resumed };
+        const speaker = res.activeSpeaker;
+        return {
+          rtpCapabilities: res.rtpCapabilities,
+          producers: res.producers.map(toClientProducer),
+          resumed: res.resumed,
+          // room.activeSpeaker announces changes only: a device joining later learns the current one here.
+          activeSpeaker: speaker ? { peerId: speaker.peerId, userId: userIdOfPeer(speaker.peerId) } : null,
+        };
       } catch (err) {
         await socket.leave(mediaRooms.room(roomId));
         await socket.leave(mediaRooms.peer(roomId, peerId));

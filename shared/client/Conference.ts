@@ -62,8 +62,6 @@ export class Conference extends Emitter<ConferenceEvents> {
   #local: MediaStream | undefined;
   #room: RelayRoomHandle | undefined;
   #streams = new Map<string, MediaStream>();
-  /** Live track states from the room's media notices, fresher than the hub's list for self-mutes. */
-  #trackStates = new Map<string, { audio?: 'on' | 'muted'; video?: 'on' | 'muted' }>();
   #muted = false;
   /** Who invited this device (incoming invitations). */
   readonly inviter: CallParty | undefined;
@@ -102,20 +100,16 @@ export class Conference extends Emitter<ConferenceEvents> {
   }
 
   /**
-   * Participants with their track states: this device's own from its mute
-   * state, the others' from the relay's media notices when known (a
-   * participant muting themselves shows at once), else as the hub listed them.
+   * Participants with their track states as the hub lists them (it sends the
+   * list again whenever a track starts, stops, or is muted or unmuted, by its
+   * owner or the host); this device's own audio follows its mute state at once.
    */
   get participants(): readonly ConferenceParticipant[] {
     const me = this.#ctx.client.userId;
     return this.#participants.map((p) => {
-      if (p.userId === me && this.#room) {
-        const audio = this.#local?.getAudioTracks().length ? (this.#muted ? 'muted' : 'on') : 'off';
-        return audio === p.audio ? p : { ...p, audio };
-      }
-      const live = this.#trackStates.get(p.userId);
-      if (!live) return p;
-      return { ...p, audio: live.audio ?? p.audio, video: live.video ?? p.video };
+      if (p.userId !== me || !this.#room) return p;
+      const audio = this.#local?.getAudioTracks().length ? (this.#muted ? 'muted' : 'on') : 'off';
+      return audio === p.audio ? p : { ...p, audio };
     });
   }
 
@@ -223,15 +217,8 @@ export class Conference extends Emitter<ConferenceEvents> {
       const joiner = await this.#ctx.relay();
       if (this.#phase === 'ended') return;
       const room = await joiner.join(this.#ctx.client, this.#roomId, this.#local, {
-        onTrack: (track, producer) => {
-          this.#setTrackState(producer.userId, producer.kind, producer.paused ? 'muted' : 'on');
-          this.#addTrack(producer.userId, track);
-        },
-        onTrackPaused: (producer, paused) => this.#setTrackState(producer.userId, producer.kind, paused ? 'muted' : 'on'),
-        onTrackEnded: (producer) => {
-          this.#setTrackState(producer.userId, producer.kind, undefined);
-          this.#removeTrack(producer.userId, producer.kind);
-        },
+        onTrack: (track, producer) => this.#addTrack(producer.userId, track),
+        onTrackEnded: (producer) => this.#removeTrack(producer.userId, producer.kind),
         onActiveSpeaker: (userId) => {
           this.#activeSpeaker = userId;
           this.emit('activeSpeaker', userId);
@@ -287,14 +274,6 @@ export class Conference extends Emitter<ConferenceEvents> {
   }
 
   // --- internals ---------------------------------------------------------------------
-
-  #setTrackState(userId: string, kind: 'audio' | 'video', state: 'on' | 'muted' | undefined): void {
-    const entry = this.#trackStates.get(userId) ?? {};
-    if (state) entry[kind] = state;
-    else delete entry[kind];
-    this.#trackStates.set(userId, entry);
-    this.emit('participants', this.participants, this.#invited);
-  }
 
   #addTrack(userId: string, track: MediaStreamTrack): void {
     let stream = this.#streams.get(userId);

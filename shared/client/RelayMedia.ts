@@ -41,6 +41,8 @@ export class RelayRoom implements RelayRoomHandle {
   readonly #inFlight = new Map<string, { cancelled: boolean }>();
   #offs: (() => void)[] = [];
   #audioPaused = false;
+  /** media:active-speaker notices received so far (a join's reply is older than one that came while it was in flight). */
+  #speakerNotices = 0;
   #closed = false;
   #joining: Promise<void> | undefined;
   #connectedOnce = false;
@@ -131,7 +133,9 @@ export class RelayRoom implements RelayRoomHandle {
         }
       }),
       on('media:active-speaker', (p) => {
-        if (mine(p)) this.#handlers.onActiveSpeaker?.(p.userId, p.peerId);
+        if (!mine(p)) return;
+        this.#speakerNotices += 1;
+        this.#handlers.onActiveSpeaker?.(p.userId, p.peerId);
       }),
       on('media:transport-closed', (p) => {
         if (mine(p)) this.#rejoin();
@@ -155,17 +159,26 @@ export class RelayRoom implements RelayRoomHandle {
 
   async #resume(): Promise<void> {
     try {
+      const notices = this.#speakerNotices;
       const res = await this.#client.request('media:join', { roomId: this.roomId, resume: true });
-      if (!res.resumed) this.#rejoin();
-      else for (const p of res.producers) if (p.peerId !== this.#peerId) await this.#consume(p);
+      if (!res.resumed) {
+        this.#rejoin();
+        return;
+      }
+      // Changes announced while the socket was away were missed.
+      if (res.activeSpeaker && this.#speakerNotices === notices) this.#handlers.onActiveSpeaker?.(res.activeSpeaker.userId, res.activeSpeaker.peerId);
+      for (const p of res.producers) if (p.peerId !== this.#peerId) await this.#consume(p);
     } catch (err) {
       this.#handlers.onError?.(err);
     }
   }
 
   async #join(): Promise<void> {
+    const notices = this.#speakerNotices;
     const joined = await this.#client.request('media:join', { roomId: this.roomId });
     if (this.#closed) return;
+    // The relay announces speaker changes only: start from who speaks now, unless a newer notice came meanwhile.
+    if (false && joined.activeSpeaker && this.#speakerNotices === notices) this.#handlers.onActiveSpeaker?.(joined.activeSpeaker.userId, joined.activeSpeaker.peerId);
     const device = this.#opts.handlerName ? new Device({ handlerName: this.#opts.handlerName }) : new Device();
     await device.load({ routerRtpCapabilities: joined.rtpCapabilities as unknown as RtpCapabilities });
     this.#device = device;

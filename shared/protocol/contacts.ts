@@ -69,17 +69,17 @@ const common: ErrorCode[] = ['UNAUTHENTICATED', 'TOKEN_INVALID', 'TOKEN_EXPIRED'
 export const contactsRoutes = {
   contactsPut: httpRoute({
     method: 'PUT', path: '/v1/contacts', auth: true, request: ContactsPutRequest, response: ContactsReply,
-    errors: [...common, 'DISCOVERY_QUOTA_EXCEEDED'],
+    errors: [...common, 'DISCOVERY_QUOTA_EXCEEDED', 'RATE_LIMITED', 'ACCOUNT_DELETED'],
     description: 'Replaces the whole address book; replies with the entries that are users.',
   }),
   contactsPatch: httpRoute({
     method: 'PATCH', path: '/v1/contacts', auth: true, request: ContactsPatchRequest, response: ContactsReply,
-    errors: [...common, 'DISCOVERY_QUOTA_EXCEEDED'],
+    errors: [...common, 'DISCOVERY_QUOTA_EXCEEDED', 'RATE_LIMITED', 'ACCOUNT_DELETED'],
     description: 'Removes entries (by client id, number or email), then adds entries; replies with the added entries that are users.',
   }),
   contactsDelete: httpRoute({
     method: 'DELETE', path: '/v1/contacts', auth: true, request: undefined, response: ContactsDeleteReply,
-    errors: common.slice(0, 4),
+    errors: [...common.slice(0, 4), 'RATE_LIMITED'],
     description: 'Deletes the address book with its reverse-index entries.',
   }),
 };

@@ -164,12 +164,12 @@ export const identityRoutes = {
   }),
   authVerify: httpRoute({
     method: 'POST', path: '/v1/auth/verify', auth: false, request: AuthVerifyRequest, response: AuthVerifyResponse,
-    errors: [...bodyErrors, 'PHONE_INVALID', 'PHONE_TYPE_REFUSED', 'COUNTRY_NOT_ALLOWED', 'CODE_INVALID', 'CODE_EXPIRED', 'CODE_ATTEMPTS_EXCEEDED', 'RATE_LIMITED', 'UNDER_MINIMUM_AGE'],
+    errors: [...bodyErrors, 'PHONE_INVALID', 'PHONE_TYPE_REFUSED', 'COUNTRY_NOT_ALLOWED', 'CODE_INVALID', 'CODE_EXPIRED', 'CODE_ATTEMPTS_EXCEEDED', 'RATE_LIMITED', 'UNDER_MINIMUM_AGE', 'ACCOUNT_DELETED'],
     description: 'Checks the code and signs the device in, creating the account on first use.',
   }),
   authRefresh: httpRoute({
     method: 'POST', path: '/v1/auth/refresh', auth: false, request: RefreshRequest, response: RefreshResponse,
-    errors: [...bodyErrors, 'REFRESH_TOKEN_INVALID', 'REFRESH_TOKEN_REUSED', 'SESSION_REVOKED'],
+    errors: [...bodyErrors, 'REFRESH_TOKEN_INVALID', 'REFRESH_TOKEN_REUSED', 'SESSION_REVOKED', 'RATE_LIMITED'],
     description: 'Trades a refresh token for a new access token and a new refresh token; the old one is spent. Presenting a spent one revokes the session.',
   }),
   authLogout: httpRoute({

@@ -42,6 +42,10 @@ export const MediaProducer = z.object({
 });
 export type MediaProducer = z.infer<typeof MediaProducer>;
 
+/** A room's dominant speaker: the device's peer id and its user. */
+export const ActiveSpeaker = z.object({ peerId: PeerId, userId: UserId });
+export type ActiveSpeaker = z.infer<typeof ActiveSpeaker>;
+
 export const mediaRequests = {
   'media:capabilities': request({
     request: z.object(Room).strict(),
@@ -50,8 +54,14 @@ export const mediaRequests = {
   }),
   'media:join': request({
     request: z.object({ ...Room, resume: z.boolean().optional() }).strict(),
-    response: z.object({ rtpCapabilities: RouterRtpCapabilities, producers: z.array(MediaProducer), resumed: z.boolean() }),
-    description: 'Join the room\'s media as this device (opens the room if needed) and receive its media notices on this socket. Joining again starts over (the device\'s previous transports are closed) unless `resume: true`: after a socket reconnect whose media kept flowing, that re-attaches the new socket and keeps the transports (resumed: true; false means they are gone and the client starts over). Returns the router capabilities and the tracks already there; a track may be both listed and announced by media:producer-added, so ignore duplicates by producerId.',
+    response: z.object({
+      rtpCapabilities: RouterRtpCapabilities,
+      producers: z.array(MediaProducer),
+      resumed: z.boolean(),
+      /** Who is speaking now (null: nobody yet, or the speaker's track ended); media:active-speaker announces changes from here on. */
+      activeSpeaker: ActiveSpeaker.nullable(),
+    }),
+    description: 'Join the room\'s media as this device (opens the room if needed) and receive its media notices on this socket. Joining again starts over (the device\'s previous transports are closed) unless `resume: true`: after a socket reconnect whose media kept flowing, that re-attaches the new socket and keeps the transports (resumed: true; false means they are gone and the client starts over). Returns the router capabilities, the tracks already there (a track may be both listed and announced by media:producer-added, so ignore duplicates by producerId) and the current active speaker (a media:active-speaker received while the join was in flight is newer).',
   }),
   'media:transport-create': request({
     request: z.object({ ...Room, direction: TransportDirection }).strict(),
@@ -133,7 +143,7 @@ export const mediaNotices = {
   }),
   'media:active-speaker': notice({
     payload: z.object({ roomId: RoomId, peerId: PeerId, userId: UserId }),
-    description: 'The dominant speaker of the room changed.',
+    description: 'The dominant speaker of the room changed (media:join tells a joining device who speaks now).',
   }),
   'media:room-lost': notice({
     payload: z.object({ roomId: RoomId, reason: z.enum(['worker_died', 'node_shutdown']), action: z.literal('rejoin') }),

@@ -49,6 +49,15 @@ export const ProducerInfo = z.object({
 });
 export type ProducerInfo = z.infer<typeof ProducerInfo>;
 
+/**
+ * The room's dominant speaker as the ActiveSpeakerObserver last picked it,
+ * while that audio track is still open; null before anyone was picked or once
+ * the speaker's track ended. Defaults to null so a hub accepts a relay that
+ * does not report it yet.
+ */
+export const ActiveSpeakerInfo = z.object({ peerId: PeerId, producerId: MediaId }).nullable().default(null);
+export type ActiveSpeakerInfo = z.output<typeof ActiveSpeakerInfo>;
+
 export const WorkerLoad = z.object({
   index: z.number().int().min(0),
   pid: z.number().int(),
@@ -92,13 +101,13 @@ export const relayControlRequests = {
   }),
   'room.producers': request({
     request: z.object({ roomId: RoomId }).strict(),
-    response: z.object({ producers: z.array(ProducerInfo) }),
-    description: 'Every track of the room with its peer (e.g. for a host muting a participant).',
+    response: z.object({ producers: z.array(ProducerInfo), activeSpeaker: ActiveSpeakerInfo }),
+    description: 'Every track of the room with its peer (e.g. for a host muting a participant), and the current active speaker.',
   }),
   'peer.join': request({
     request: z.object({ ...Peer, resume: z.boolean().optional() }).strict(),
-    response: z.object({ rtpCapabilities: RouterRtpCapabilities, producers: z.array(ProducerInfo), resumed: z.boolean() }),
-    description: 'Add a peer to an existing room (ROOM_NOT_FOUND otherwise). A peer that is already there starts over (its previous transports are closed) unless `resume` is set, which keeps it as it is (resumed: true). Returns the producers it can consume.',
+    response: z.object({ rtpCapabilities: RouterRtpCapabilities, producers: z.array(ProducerInfo), resumed: z.boolean(), activeSpeaker: ActiveSpeakerInfo }),
+    description: 'Add a peer to an existing room (ROOM_NOT_FOUND otherwise). A peer that is already there starts over (its previous transports are closed) unless `resume` is set, which keeps it as it is (resumed: true). Returns the producers it can consume and the current active speaker (room.activeSpeaker only announces changes).',
   }),
   'peer.leave': request({
     request: z.object(Peer).strict(),
@@ -174,7 +183,7 @@ export const ConsumerClosedReason = z.enum(['producer_closed']);
 export const relayControlNotices = {
   'room.activeSpeaker': notice({
     payload: z.object({ roomId: RoomId, peerId: PeerId, producerId: MediaId }),
-    description: 'The dominant speaker of the room changed.',
+    description: 'The dominant speaker of the room changed (the current one is also in the peer.join and room.producers responses).',
   }),
   'room.closed': notice({
     payload: z.object({ roomId: RoomId, reason: z.enum(['idle']) }),

@@ -12,6 +12,18 @@ async function expectSpeaker(page: Page, speaker: Phone): Promise<void> {
   await participant(page, speaker.userId, '[data-speaking="true"]').waitFor({ timeout: 15_000 });
 }
 
+/** Waits until every page highlights the same participant as the active speaker; returns that user id. */
+async function agreedSpeaker(phones: Phone[]): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const shown = await Promise.all(phones.map((p) => p.page.evaluate(() =>
+      document.querySelector('[data-testid="participant"][data-speaking="true"]')?.getAttribute('data-user-id') ?? null)));
+    if (shown[0] && shown.every((s) => s === shown[0])) return shown[0];
+    if (Date.now() > deadline) throw new Error(`the pages do not agree on an active speaker: ${JSON.stringify(shown)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('e2e: three-party conference through the relay', function () {
   this.timeout(120_000);
   let env: E2eEnv;
@@ -28,7 +40,7 @@ describe('e2e: three-party conference through the relay', function () {
 
   it('everyone hears the other two, the active speaker follows who talks, the host mutes and removes, and each leg is recorded', async () => {
     const started = Date.now();
-    const [alice, bob, carol] = await Promise.all([env.signIn('Alice'), env.signIn('Bob'), env.signIn('Carol')]);
+    const [alice, bob, carol, dave] = await Promise.all([env.signIn('Alice'), env.signIn('Bob'), env.signIn('Carol'), env.signIn('Dave')]);
     const everyone = [alice, bob, carol];
 
     // Alice starts a conference and invites her two contacts.
@@ -62,17 +74,43 @@ describe('e2e: three-party conference through the relay', function () {
     for (const p of everyone) await expectAudioFlowing(p.page, { streams: 2 });
     await screenshot(bob.page, 'conference-three-party');
 
-    // Only Bob talks: he becomes the active speaker for everyone; then only Alice.
-    // (The relay announces changes only, so the first speaker must differ from
-    // whoever it picked before the others joined.)
-    await alice.page.getByTestId('mute').click();
-    await carol.page.getByTestId('mute').click();
-    for (const p of everyone) await expectSpeaker(p.page, bob);
-    await bob.page.getByTestId('mute').click();
-    await alice.page.getByTestId('mute').click();
-    for (const p of everyone) await expectSpeaker(p.page, alice);
-    await bob.page.getByTestId('mute').click(); // everyone talks again
-    await carol.page.getByTestId('mute').click();
+    // Everyone shows who speaks, the later joiners too (the relay picked a
+    // speaker before they came in; media:join told them).
+    const speaker = await agreedSpeaker(everyone);
+    // Only someone else talks: the others mute themselves, which everyone's
+    // list shows, and the active speaker changes to the one still talking.
+    const talker = speaker === alice.userId ? bob : alice;
+    const quiet = everyone.filter((p) => p !== talker);
+    for (const p of quiet) await p.page.getByTestId('mute').click();
+    for (const p of everyone) {
+      for (const q of quiet) await participant(p.page, q.userId, '[data-audio="muted"]').waitFor();
+      await expectSpeaker(p.page, talker);
+    }
+    // Dave joins now with a silent microphone: the speaker stays the same, so
+    // no change is announced; he shows it from his media:join reply alone.
+    await dave.page.evaluate(() => {
+      const devices = navigator.mediaDevices;
+      const real = devices.getUserMedia.bind(devices);
+      devices.getUserMedia = async (constraints) => {
+        const stream = await real(constraints);
+        for (const t of stream.getAudioTracks()) {
+          stream.removeTrack(t);
+          t.stop();
+        }
+        stream.addTrack(new AudioContext().createMediaStreamDestination().stream.getAudioTracks()[0]!);
+        return stream;
+      };
+    });
+    await alice.page.getByTestId('conf-invite-input').fill(dave.phone);
+    await alice.page.getByTestId('conf-invite').click();
+    await dave.page.getByTestId('conf-incoming').waitFor();
+    await dave.page.getByTestId('conf-accept').click();
+    await dave.page.locator('[data-testid="conference"][data-phase="joined"]').waitFor();
+    await expectSpeaker(dave.page, talker);
+    await dave.page.getByTestId('conf-leave').click();
+    await dave.page.locator('[data-testid="conf-ended"][data-reason="left"]').waitFor();
+    for (const p of everyone) await participant(p.page, dave.userId).waitFor({ state: 'detached' });
+    for (const p of quiet) await p.page.getByTestId('mute').click(); // everyone talks again
 
     // The host mutes Carol: Carol's softphone shows it, and everyone's list says so.
     await participant(alice.page, carol.userId, '[data-audio="on"]').waitFor();
@@ -94,18 +132,18 @@ describe('e2e: three-party conference through the relay', function () {
     await bob.page.locator('[data-testid="conf-ended"][data-reason="ended_by_host"]').waitFor();
 
     // One summary record and one leg per participant.
-    const records = await env.records(conferenceId!, 4);
+    const records = await env.records(conferenceId!, 5);
     const summary = records.find((r) => r.kind === 'conference');
     const legs = records.filter((r) => r.kind === 'conference-leg');
     expect(summary?.mediaPath).to.equal('relay');
-    expect(legs).to.have.length(3);
+    expect(legs).to.have.length(4);
     expect(legs.every((l) => l.parentId === conferenceId && l.disposition === 'ANSWERED')).to.equal(true);
     expect(legs.map((l) => l.endReason)).to.include('removed');
 
     recordMeasurement({
       flow: '3. three-party conference',
       flowMs: Date.now() - started,
-      note: `last joiner's Join click -> decoding both others: ${joinToAudioMs} ms (polled every 100 ms); speaker changes, host mute/remove, end;`,
+      note: `last joiner's Join click -> decoding both others: ${joinToAudioMs} ms (polled every 100 ms); speaker known to late joiners and changing, self/host mute, remove, end;`,
     });
   });
 

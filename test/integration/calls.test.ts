@@ -3,7 +3,9 @@ import { expect } from 'chai';
 import type { Hub } from '../../server/Hub.js';
 import type { RelayFallbackCall } from '../../server/calls/CallRelayFallback.js';
 import { SDP_MAX_LENGTH } from '../../shared/protocol/calls.js';
+import { keys } from '../../server/keys.js';
 import { TestRedis } from '../support/redis.js';
+import { keysMentioning } from '../support/redisScan.js';
 import { startTestHub, type ClientSocket } from '../support/hub.js';
 import { addDevice, connectUser, createUser, type TestUser } from '../support/users.js';
 import { FactLog, Inbox, ack, candidate, errorCode, fakeSdp, ok, sleep } from '../support/calls.js';
@@ -79,7 +81,8 @@ describe('1:1 calls', function () {
       const answer = fakeSdp(900);
       const inv = await invite(a, b, { sdp: offer, video: true, client: { platform: 'ios', appVersion: '1.4.2' } });
       expect(inv).to.include({ role: 'caller', state: 'ringing', glare: false });
-      expect(inv.peer).to.deep.equal({ userId: b.user.userId, phone: b.user.phone, displayName: 'Bob' });
+      // Called by user id: the caller is not shown the callee's number (see calls-privacy.test.ts).
+      expect(inv.peer).to.deep.equal({ userId: b.user.userId, phone: null, displayName: 'Bob' });
       expect(inv.iceServers.map((s) => s.urls[0])).to.deep.equal(['stun:stun.example.test:3478', 'turn:turn.example.test:3478?transport=udp']);
 
       const incoming = await b.inbox.next<{ caller: unknown; sdp: string; video: boolean; iceServers: { username?: string }[]; expiresAt: number }>('call:incoming', inv.callId);
@@ -462,14 +465,30 @@ describe('1:1 calls', function () {
       await ok(a.socket, 'call:hangup', { callId });
     });
 
-    it('ends the call of a user who erases the account', async () => {
+    it('ends the call of a user who erases the account, and leaves no call record naming them', async () => {
       const a = await newUser();
       const b = await newUser();
+      const c = await newUser();
+      // An earlier call of b's, over and recorded (its fact is out), still held for late requests.
+      const earlier = await answeredCall(c, b);
+      await ok(c.socket, 'call:hangup', { callId: earlier });
+      await facts.next(earlier);
+      expect((await view(c, earlier)).state).to.equal('ended');
       const callId = await answeredCall(a, b);
       const res = await fetch(`${hub.url}/v1/me`, { method: 'DELETE', headers: { authorization: `Bearer ${b.user.accessToken}` } });
       expect(res.status).to.equal(200);
       expect((await a.inbox.next<{ reason: string }>('call:ended', callId)).reason).to.equal('party_lost');
       expect(await facts.next(callId)).to.include({ endReason: 'party_lost', hangupBy: 'system' });
+      // Identity's erasure tombstone (keys.userErased) names the user on purpose, for a while; nothing else may.
+      let left: string[] = [];
+      for (const deadline = Date.now() + 3000; Date.now() < deadline; await sleep(50)) {
+        left = (await keysMentioning(hub.ctx.redis, [b.user.userId])).filter((k) => k !== keys.userErased(b.user.userId));
+        if (left.length === 0) break;
+      }
+      expect(left, 'keys still naming the erased user').to.deep.equal([]);
+      expect(await errorCode(c.socket, 'call:state', { callId: earlier })).to.equal('CALL_NOT_FOUND');
+      expect(facts.of(earlier)).to.have.length(1);
+      expect(facts.of(callId)).to.have.length(1);
     });
   });
 

@@ -323,6 +323,43 @@ describe('conferences', function () {
       await ok(alice.socket, 'conference:end', { conferenceId: id });
     });
 
+    it('shows a participant muting and unmuting themselves to everyone, one list per device on either hub', async () => {
+      const alice = await newUser();
+      const bob = await newUser();
+      const carol = await newUser(undefined, hubB); // on the other hub process
+      const { conferenceId: id } = await create(alice, { invite: [{ userId: bob.user.userId }, { userId: carol.user.userId }] });
+      await join(bob, id);
+      await join(carol, id);
+      const bobAudio = (d: Device, audio: string) => waitFor<{ participants: Participant[] }>(d, 'conference:participants',
+        (p) => p.conferenceId === id && (p.participants as Participant[]).some((x) => x.userId === bob.user.userId && x.audio === audio));
+      const listsSince = (d: Device, from: number) => received(d, 'conference:participants', id).slice(from);
+      const bobStates = (lists: Record<string, unknown>[]) => lists.map((l) => (l.participants as Participant[]).find((x) => x.userId === bob.user.userId)?.audio);
+      for (const d of [alice, carol]) await waitFor(d, 'conference:participants', (p) => p.conferenceId === id && (p.participants as unknown[]).length === 3);
+
+      // A track starting shows as "on".
+      const { producerId } = await sendAudio(bob, id);
+      for (const d of [alice, carol]) await bobAudio(d, 'on');
+      await sleep(300); // let every list about the start arrive
+      const before = new Map([alice, carol, bob].map((d) => [d, received(d, 'conference:participants', id).length]));
+
+      // Bob mutes himself (not the host): everyone's list says so, Bob's own included.
+      await ok(bob.socket, 'media:producer-pause', { roomId: id, producerId });
+      for (const d of [alice, carol, bob]) await bobAudio(d, 'muted');
+      expect((await state(carol, id)).participants.find((x) => x.userId === bob.user.userId)?.audio).to.equal('muted');
+      await sleep(300);
+      // Every hub hears the relay's notice, but each device gets the list once, from its own hub.
+      for (const d of [alice, carol, bob]) expect(bobStates(listsSince(d, before.get(d)!))).to.deep.equal(['muted']);
+      expect(received(bob, 'conference:muted', id), 'a self-mute is not a host mute').to.deep.equal([]);
+
+      // Unmuting, and the track ending, show too.
+      const afterMute = new Map([alice, carol].map((d) => [d, received(d, 'conference:participants', id).length]));
+      await ok(bob.socket, 'media:producer-resume', { roomId: id, producerId });
+      for (const d of [alice, carol]) await eventually(() => bobStates(listsSince(d, afterMute.get(d)!)).includes('on'), 'the unmute in the list');
+      await ok(bob.socket, 'media:producer-close', { roomId: id, producerId });
+      for (const d of [alice, carol]) await eventually(() => bobStates(listsSince(d, afterMute.get(d)!)).at(-1) === 'off', 'the ended track in the list');
+      await ok(alice.socket, 'conference:end', { conferenceId: id });
+    });
+
     it('refuses joins and invitations beyond the maximum size with ROOM_FULL', async () => {
       const [a, b, c, d, e] = await Promise.all([newUser(), newUser(), newUser(), newUser(), newUser()]);
       const everyone = [b, c, d, e].map((x) => ({ userId: x.user.userId }));

@@ -8,6 +8,7 @@ import { WebhookReceiver } from '../support/webhookReceiver.js';
 import { api, errorCode, signUp, validTestPhone, type SignedUpUser } from '../support/signup.js';
 import { connectUser } from '../support/users.js';
 import { allKeys, keyContent, keysMentioning, snapshot } from '../support/redisScan.js';
+import { PhoneNumbers } from '../../server/identity/PhoneNumbers.js';
 
 interface Reply {
   matches: { index: number; clientId?: string; userId: string; displayName: string | null }[];
@@ -241,13 +242,42 @@ describe('contacts: address book and discovery', () => {
     }
   });
 
+  it('reads a large upload in chunks, letting the event loop turn between them', async () => {
+    const owner = await signUp(hub, receiver);
+    // The event loop's turns, counted from outside the request; each parse notes the turn it ran in.
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns += 1;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const seen = new Set<number>();
+    const original = PhoneNumbers.normaliseContact.bind(PhoneNumbers);
+    PhoneNumbers.normaliseContact = (input, country) => {
+      seen.add(turns);
+      return original(input, country);
+    };
+    try {
+      // 1000 numbers that do not read as valid: parsed, but nothing to charge or store.
+      const entries = Array.from({ length: 50 }, () => ({ phones: Array.from({ length: 20 }, () => '+44 0000 0000') }));
+      const res = await put(owner, { entries });
+      expect(res.status, JSON.stringify(res.body)).to.equal(200);
+      expect(res.body.ignored).to.equal(1000);
+    } finally {
+      ticking = false;
+      PhoneNumbers.normaliseContact = original;
+    }
+    expect(seen.size).to.be.at.least(5); // 1000 parses, a turn at least every 200
+  });
+
   describe('limits', () => {
     let small: Hub;
 
     before(async () => {
       small = await startTestHub(redis.url, {
         ...receiver.hubEnv(), TRUST_PROXY: 'true', OTP_RESEND_COOLDOWN_S: '0', OTP_PER_PREFIX_PER_HOUR: '100000',
-        DISCOVERY_NEW_NUMBERS_PER_DAY: '5', CONTACTS_MAX_ENTRIES: '6', CONTACTS_MAX_IDENTIFIERS: '8',
+        DISCOVERY_NEW_NUMBERS_PER_DAY: '5', CONTACTS_MAX_ENTRIES: '6', CONTACTS_MAX_IDENTIFIERS: '8', CONTACTS_REQUESTS_PER_HOUR: '10',
       });
     });
     after(async () => {
@@ -293,6 +323,102 @@ describe('contacts: address book and discovery', () => {
       expect(errorCode(full)).to.equal('PAYLOAD_TOO_LARGE');
       expect(await store.hgetall(keys.userBook(owner.userId))).to.deep.equal(before);
       expect(errorCode(await call(owner, 'PUT', { entries: [{ emails: emails(9) }] }))).to.equal('PAYLOAD_TOO_LARGE');
+    });
+
+    it('PATCH removes and adds in one step: when the result would be too large (413), the removals did not happen either', async () => {
+      const owner = await signUp(small, receiver);
+      const emails = (n: number) => Array.from({ length: n }, (_, i) => `r${i}-${Math.random().toString(36).slice(2)}@example.com`);
+      const held = emails(6);
+      expect((await call(owner, 'PUT', { entries: [{ clientId: 'old', emails: held.slice(0, 4) }, { emails: held.slice(4) }] })).status).to.equal(200);
+      const before = await store.hgetall(keys.userBook(owner.userId));
+      // 6 - 2 + 5 = 9 > 8.
+      const full = await call(owner, 'PATCH', { remove: { emails: held.slice(0, 2) }, add: [{ emails: emails(5) }] });
+      expect(full.status).to.equal(413);
+      expect(errorCode(full)).to.equal('PAYLOAD_TOO_LARGE');
+      expect(await store.hgetall(keys.userBook(owner.userId))).to.deep.equal(before);
+      for (const e of held) {
+        expect(await store.smembers(keys.contactOwners(small.ctx.phoneHasher.hashTagged('email', e))), e).to.deep.equal([owner.userId]);
+      }
+      // Room is counted after the removals: removing the 4 entries of client id `old` makes room for 6 - 4 + 6 = 8.
+      const fits = await call(owner, 'PATCH', { remove: { clientIds: ['old'] }, add: [{ emails: emails(6) }] });
+      expect(fits.status, JSON.stringify(fits.body)).to.equal(200);
+      expect(fits.body.stored).to.deep.equal({ numbers: 0, emails: 8 });
+      for (const e of held.slice(0, 4)) {
+        expect(await store.exists(keys.contactOwners(small.ctx.phoneHasher.hashTagged('email', e))), e).to.equal(0);
+      }
+    });
+
+    describe('reading uploads', () => {
+      let parsed = 0;
+      const original = PhoneNumbers.normaliseContact.bind(PhoneNumbers);
+      // Counts the (synchronous, costly) number parses the hub does; the real parser still does the work.
+      beforeEach(() => {
+        parsed = 0;
+        PhoneNumbers.normaliseContact = (input, country) => {
+          parsed += 1;
+          return original(input, country);
+        };
+      });
+      afterEach(() => {
+        PhoneNumbers.normaliseContact = original;
+      });
+
+      it('refuses a request naming more numbers and emails than CONTACTS_MAX_IDENTIFIERS (413) before reading any', async () => {
+        const owner = await signUp(small, receiver);
+        const one = validTestPhone();
+        // Nine copies of one number: a single book entry once read, but nine to read.
+        const put = await call(owner, 'PUT', { entries: [{ phones: Array.from({ length: 9 }, () => one) }] });
+        expect(put.status).to.equal(413);
+        expect(errorCode(put)).to.equal('PAYLOAD_TOO_LARGE');
+        const patched = await call(owner, 'PATCH', { add: [{ phones: [one, one, one, one, one] }], remove: { phones: [one, one], emails: ['a@example.com', 'b@example.com'] } });
+        expect(errorCode(patched)).to.equal('PAYLOAD_TOO_LARGE');
+        expect(parsed).to.equal(0);
+        expect(await store.exists(keys.userBook(owner.userId), keys.userQuota(owner.userId, 'discovery'))).to.equal(0);
+        // At the limit it is read and stored.
+        const ok = await call(owner, 'PUT', { entries: [{ phones: Array.from({ length: 8 }, () => one) }] });
+        expect(ok.status).to.equal(200);
+        expect(ok.body.stored).to.deep.equal({ numbers: 1, emails: 0 });
+        expect(parsed).to.equal(8);
+      });
+
+      it('with no discovery quota left, stops reading at the first new number (429); known numbers stay free', async () => {
+        const owner = await signUp(small, receiver);
+        const known = [validTestPhone(), validTestPhone(), validTestPhone(), validTestPhone(), validTestPhone()];
+        expect((await call(owner, 'PUT', { entries: [{ phones: known }] })).status).to.equal(200);
+        parsed = 0;
+        const over = await call(owner, 'PUT', { entries: [{ phones: known }, { phones: [validTestPhone()] }, { phones: [validTestPhone(), validTestPhone()] }] });
+        expect(over.status).to.equal(429);
+        expect(errorCode(over)).to.equal('DISCOVERY_QUOTA_EXCEEDED');
+        expect(over.body.error.details).to.deep.equal({ newNumbers: 1, remaining: 0 });
+        expect(Number(over.headers.get('retry-after'))).to.be.within(1, 86400);
+        expect(parsed).to.equal(6); // the five known ones, then the first new one
+        // A re-sync of known numbers needs no quota.
+        const resync = await call(owner, 'PUT', { entries: [{ clientId: 'k', phones: known }] });
+        expect(resync.status).to.equal(200);
+        expect(resync.body.stored).to.deep.equal({ numbers: 5, emails: 0 });
+      });
+    });
+
+    it('rate-limits address-book requests per account: 429 RATE_LIMITED with Retry-After; other accounts go on', async () => {
+      const owner = await signUp(small, receiver);
+      const other = await signUp(small, receiver);
+      const limit = small.ctx.config.CONTACTS_REQUESTS_PER_HOUR;
+      // A body refused by its schema does not count.
+      expect(errorCode(await call(owner, 'PUT', { entries: 'all' }))).to.equal('VALIDATION_FAILED');
+      for (let i = 0; i < limit; i++) {
+        const res = await call(owner, i % 2 === 0 ? 'DELETE' : 'PUT', i % 2 === 0 ? undefined : { entries: [] });
+        expect(res.status, `request ${i + 1}`).to.equal(200);
+      }
+      const limited = await call(owner, 'PATCH', { add: [{ phones: [validTestPhone()] }] });
+      expect(limited.status).to.equal(429);
+      expect(errorCode(limited)).to.equal('RATE_LIMITED');
+      expect(limited.body.error.details).to.deep.equal({ limit: 'contacts' });
+      const retryAfter = Number(limited.headers.get('retry-after'));
+      expect(retryAfter).to.be.within(1, 3600);
+      expect(limited.body.error.retryAfter).to.equal(retryAfter);
+      expect(await store.exists(keys.userBook(owner.userId))).to.equal(0);
+      expect(errorCode(await call(owner, 'DELETE'))).to.equal('RATE_LIMITED');
+      expect((await call(other, 'DELETE')).status).to.equal(200);
     });
   });
 });

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import type { Hub } from '../../server/Hub.js';
-import { Sessions } from '../../server/identity/Sessions.js';
+import { encodeProfile } from '../../server/identity/Accounts.js';
+import { keys } from '../../server/keys.js';
 import { TestRedis } from '../support/redis.js';
 import { connectSocket, request, startTestHub } from '../support/hub.js';
+import { testPhone } from '../support/users.js';
 
 describe('hub foundation', () => {
   let redis: TestRedis;
@@ -17,8 +19,14 @@ describe('hub foundation', () => {
     await redis?.stop();
   });
 
+  /** Sessions exist only for accounts: a minimal profile under a chosen id. */
+  async function account(userId: string) {
+    await hub.ctx.redis.hset(keys.user(userId), encodeProfile({ userId, phone: testPhone(), displayName: null, createdAt: Date.now() }));
+  }
+
   async function signedIn(userId: string) {
-    const session = await new Sessions(hub.ctx.redis).create(userId, `dev-${userId}`);
+    await account(userId);
+    const session = await hub.ctx.sessions.create(userId, `dev-${userId}`);
     return hub.ctx.tokens.issue({ userId, sessionId: session.sessionId, deviceId: session.deviceId }).token;
   }
 
@@ -43,9 +51,10 @@ describe('hub foundation', () => {
   });
 
   it('refuses a token whose session was revoked', async () => {
-    const session = await new Sessions(hub.ctx.redis).create('u-revoked', 'dev1');
+    await account('u-revoked');
+    const session = await hub.ctx.sessions.create('u-revoked', 'dev1');
     const { token } = hub.ctx.tokens.issue({ userId: 'u-revoked', sessionId: session.sessionId, deviceId: 'dev1' });
-    await new Sessions(hub.ctx.redis).revoke('u-revoked', session.sessionId);
+    await hub.ctx.sessions.revoke('u-revoked', session.sessionId);
     const err = await connectSocket(hub.url, token).catch((e: { data?: { code: string } }) => e);
     expect((err as { data?: { code: string } }).data?.code).to.equal('SESSION_REVOKED');
   });
@@ -103,7 +112,8 @@ describe('hub foundation', () => {
   });
 
   it('closes a socket when its access token expires, with a reason', async () => {
-    const session = await new Sessions(hub.ctx.redis).create('u-exp', 'dev1');
+    await account('u-exp');
+    const session = await hub.ctx.sessions.create('u-exp', 'dev1');
     const shortHub = await startTestHub(redis.url, {
       ACCESS_TOKEN_TTL_S: '30',
       JWT_KEYS: [...hub.ctx.config.JWT_KEYS].map(([k, v]) => `${k}:${v}`).join(','),

@@ -26,6 +26,7 @@ describe('identity: sign-up, sessions and tokens', () => {
       OTP_RESEND_COOLDOWN_S: '0',
       OTP_PER_NUMBER_PER_HOUR: '50',
       OTP_PER_PREFIX_PER_HOUR: '100000',
+      REFRESH_PER_SESSION_PER_HOUR: '30',
     });
   });
   after(async () => {
@@ -240,6 +241,71 @@ describe('identity: sign-up, sessions and tokens', () => {
       socket.close();
       otherSocket.close();
     }
+  });
+
+  it('a refresh token spent any number of rotations ago is still reuse: the session is revoked and its socket closed', async () => {
+    const user = await signUp(hub, receiver);
+    const socket = await connectUser(hub, user);
+    try {
+      const closing = nextEvent<{ reason: string }>(socket, 'session:closing');
+      const disconnected = new Promise<void>((resolve) => socket.once('disconnect', () => resolve()));
+      // An attacker holding the current token rotates it many times (more than any fixed history of spent tokens).
+      const spent: string[] = [];
+      let current = user.refreshToken;
+      for (let i = 0; i < 25; i++) {
+        const r = await api<{ refreshToken: string }>(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: current } });
+        expect(r.status, JSON.stringify(r.body)).to.equal(200);
+        spent.push(current);
+        current = r.body.refreshToken;
+      }
+      expect(new Set([...spent, current]).size).to.equal(26);
+
+      // Knowing the session is not enough: a forged token of an old generation is only refused.
+      const [, uid, sid] = user.refreshToken.split('.') as [string, string, string];
+      const forged = `rt2.${uid}.${sid}.3.${'A'.repeat(43)}`;
+      expect(errorCode(await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: forged } }))).to.equal('REFRESH_TOKEN_INVALID');
+      expect(await store.hexists(keys.userSessions(user.userId), user.sessionId)).to.equal(1);
+
+      // The real client comes back with its first token.
+      const reuse = await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: spent[0] } });
+      expect(reuse.status).to.equal(401);
+      expect(errorCode(reuse)).to.equal('REFRESH_TOKEN_REUSED');
+      expect((await closing).reason).to.equal('session_revoked');
+      await disconnected;
+      expect(await store.hexists(keys.userSessions(user.userId), user.sessionId)).to.equal(0);
+      expect(errorCode(await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: current } }))).to.equal('SESSION_REVOKED');
+      expect(errorCode(await api(hub, 'GET', '/v1/me', { token: user.accessToken }))).to.equal('SESSION_REVOKED');
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('rate-limits refreshes per session (429 with Retry-After): nothing is spent, other sessions go on, a spent token still revokes', async () => {
+    const phone = validTestPhone();
+    const user = await signUp(hub, receiver, { phone });
+    const other = await signUp(hub, receiver, { phone });
+    const limit = hub.ctx.config.REFRESH_PER_SESSION_PER_HOUR;
+    let current = user.refreshToken;
+    for (let i = 0; i < limit; i++) {
+      const r = await api<{ refreshToken: string }>(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: current } });
+      expect(r.status, `rotation ${i + 1}`).to.equal(200);
+      current = r.body.refreshToken;
+    }
+    const stored = async () => JSON.parse((await store.hget(keys.userSessions(user.userId), user.sessionId))!) as { gen: number };
+    const genBefore = (await stored()).gen;
+    const limited = await api<{ error: { retryAfter: number; details: { limit: string } } }>(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: current } });
+    expect(limited.status).to.equal(429);
+    expect(errorCode(limited)).to.equal('RATE_LIMITED');
+    expect(limited.body.error.details.limit).to.equal('refresh');
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(retryAfter).to.be.within(1, 3600);
+    expect(limited.body.error.retryAfter).to.equal(retryAfter);
+    expect((await stored()).gen).to.equal(genBefore); // the refused token was not spent
+    // Another session of the same user has its own budget.
+    expect((await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: other.refreshToken } })).status).to.equal(200);
+    // Reuse detection is not rate-limited.
+    expect(errorCode(await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } }))).to.equal('REFRESH_TOKEN_REUSED');
+    expect(await store.hexists(keys.userSessions(user.userId), user.sessionId)).to.equal(0);
   });
 
   it('a tampered refresh token is refused without revoking the session', async () => {

@@ -8,6 +8,8 @@ import { WebhookReceiver } from '../support/webhookReceiver.js';
 import { api, errorCode, signUp, testIp, validTestPhone, type SignedUpUser } from '../support/signup.js';
 import { connectUser } from '../support/users.js';
 import { allKeys, keysMentioning } from '../support/redisScan.js';
+import { AddressBook } from '../../server/contacts/AddressBook.js';
+import type { AppError } from '../../shared/protocol/errors.js';
 
 /** Profile, devices, export, erasure and the under-13 rule, checked against what Redis holds. */
 describe('identity: profile, devices, data rights', () => {
@@ -31,9 +33,20 @@ describe('identity: profile, devices, data rights', () => {
     await redis?.stop();
   });
 
-  /** Everything in Redis that names the user or the keyed hash (or plain form) of their number. */
-  const traces = (user: { userId: string; phone: string }) =>
-    keysMentioning(store, [user.userId, hub.ctx.phoneHasher.hash(user.phone), user.phone, user.phone.slice(1)]);
+  /**
+   * Everything in Redis that names the user or the keyed hash (or plain form)
+   * of their number, but the erasure tombstone (no content, short TTL; see
+   * `expectTombstone`).
+   */
+  const traces = async (user: { userId: string; phone: string }) =>
+    (await keysMentioning(store, [user.userId, hub.ctx.phoneHasher.hash(user.phone), user.phone, user.phone.slice(1)]))
+      .filter((k) => k !== keys.userErased(user.userId));
+
+  /** The tombstone an erasure leaves: a bare marker that expires after ERASURE_TOMBSTONE_TTL_S. */
+  const expectTombstone = async (userId: string) => {
+    expect(await store.get(keys.userErased(userId))).to.equal('1');
+    expect(await store.ttl(keys.userErased(userId))).to.be.within(1, hub.ctx.config.ERASURE_TOMBSTONE_TTL_S);
+  };
 
   it('GET and PATCH /v1/me: display name, age and gender, null clears', async () => {
     const user = await signUp(hub, receiver, { name: 'Cleo' });
@@ -148,6 +161,7 @@ describe('identity: profile, devices, data rights', () => {
     expect(await deleted).to.equal(user.userId);
 
     expect(await traces(user)).to.deep.equal([]);
+    await expectTombstone(user.userId);
     expect(await keysMentioning(store, bookHashes)).to.deep.equal([]);
     // The friend's number stays only in the friend's own index and send window, not in a reverse index.
     const friendHash = hub.ctx.phoneHasher.hash(friend.phone);
@@ -167,6 +181,63 @@ describe('identity: profile, devices, data rights', () => {
     expect(again.userId).not.to.equal(user.userId);
     s1.close();
     s2.close();
+  });
+
+  it('a sign-in racing an erasure brings back no session, device, profile or address book', async () => {
+    const phone = validTestPhone();
+    const user = await signUp(hub, receiver, { phone, name: 'Racer' });
+    // POST /v1/auth/verify, first step, just before the erasure: it finds the account.
+    const found = await hub.ctx.accounts.findOrCreate(phone, null);
+    expect(found).to.deep.include({ created: false });
+    expect(found.profile.userId).to.equal(user.userId);
+    // The erasure runs in between (DELETE /v1/me, or the under-13 rule).
+    expect((await api(hub, 'DELETE', '/v1/me', { token: user.accessToken })).status).to.equal(200);
+    // verify's next step: a session for the account it found.
+    const late = await hub.ctx.sessions.create(user.userId, 'dLate', { device: { platform: 'ios' } }).then(() => null, (e: unknown) => e);
+    expect((late as AppError | null)?.code).to.equal('ACCOUNT_DELETED');
+    expect(await store.exists(keys.userSessions(user.userId), keys.userDevices(user.userId), keys.user(user.userId))).to.equal(0);
+
+    // A verification that read the phone index before the erasure dropped it does not write the profile back.
+    const indexKey = keys.phoneIndex(hub.ctx.phoneHasher.hash(phone));
+    await store.set(indexKey, user.userId);
+    const stale = await hub.ctx.accounts.findOrCreate(phone, 'Ghost').then(() => null, (e: unknown) => e);
+    await store.del(indexKey); // what the erasure itself did
+    expect((stale as AppError | null)?.code).to.equal('ACCOUNT_DELETED');
+    expect(await store.exists(keys.user(user.userId))).to.equal(0);
+
+    // An upload that passed its checks before the erasure stores nothing after it.
+    const book = new AddressBook(hub.ctx.redis);
+    const field = `n:${hub.ctx.phoneHasher.hash(validTestPhone())}` as const;
+    const upload = await book.replace(user.userId, new Map([[field, { ids: new Set(['c1']), anon: false }]])).then(() => null, (e: unknown) => e);
+    expect((upload as AppError | null)?.code).to.equal('ACCOUNT_DELETED');
+    const change = await book.change(user.userId, { add: new Map([[field, { ids: new Set(), anon: true }]]) }, 100).then(() => null, (e: unknown) => e);
+    expect((change as AppError | null)?.code).to.equal('ACCOUNT_DELETED');
+    expect(await keysMentioning(store, [field.slice(2)])).to.deep.equal([]);
+
+    expect(await traces(user)).to.deep.equal([]);
+    await expectTombstone(user.userId);
+  });
+
+  it('a session whose account is gone or being erased opens no socket and passes no HTTP check', async () => {
+    const user = await signUp(hub, receiver);
+    const refusedSocket = async () => {
+      const err = await connectSocket(hub.url, user.accessToken).then((s) => { s.close(); return null; }, (e: { data?: { code: string } }) => e);
+      return err?.data?.code;
+    };
+    // Being erased: the tombstone is written, the profile not deleted yet.
+    await store.set(keys.userErased(user.userId), '1', 'EX', 60);
+    expect(await refusedSocket()).to.equal('SESSION_REVOKED');
+    expect(errorCode(await api(hub, 'GET', '/v1/me', { token: user.accessToken }))).to.equal('SESSION_REVOKED');
+    expect(errorCode(await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } }))).to.equal('SESSION_REVOKED');
+    await store.del(keys.userErased(user.userId));
+    expect(await refusedSocket()).to.equal(undefined); // the same token works while the account is whole
+
+    // A session left without its profile (what the race could leave before sessions checked for the account).
+    await store.del(keys.user(user.userId));
+    expect(await store.hexists(keys.userSessions(user.userId), user.sessionId)).to.equal(1);
+    expect(await refusedSocket()).to.equal('SESSION_REVOKED');
+    expect(errorCode(await api(hub, 'GET', '/v1/me', { token: user.accessToken }))).to.equal('SESSION_REVOKED');
+    expect(errorCode(await api(hub, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } }))).to.equal('SESSION_REVOKED');
   });
 
   describe('the under-13 rule', () => {
@@ -199,6 +270,7 @@ describe('identity: profile, devices, data rights', () => {
       expect(closed.reason).to.equal('account_deleted');
       expect(closed.message).to.match(/under 13/);
       expect(await traces(user)).to.deep.equal([]);
+      await expectTombstone(user.userId);
       socket.close();
     });
 
@@ -211,6 +283,7 @@ describe('identity: profile, devices, data rights', () => {
       expect(errorCode(res)).to.equal('UNDER_MINIMUM_AGE');
       expect((await closing).reason).to.equal('account_deleted');
       expect(await traces(user)).to.deep.equal([]);
+      await expectTombstone(user.userId);
       socket.close();
     });
 

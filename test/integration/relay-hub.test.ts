@@ -17,6 +17,7 @@ import {
   deviceRtpCapabilities,
   eventually,
   startTestRelay,
+  videoRtpParameters,
 } from '../support/relay.js';
 
 const ADMIN_TOKEN = 'relay-admin-token-0123456789';
@@ -297,6 +298,51 @@ describe('hub and relay nodes', function () {
       expect(relayNode.room(room)).to.equal(undefined);
       expect(await relay.membership.members(room)).to.deep.equal([]);
       expect(await errorCode(aliceSocket, 'media:join', { roomId: room })).to.equal('NOT_IN_ROOM');
+    });
+
+    it('tells a device that joins after the active speaker was picked who speaks, in the media:join reply', async () => {
+      // Real speech detection needs real RTP (only a browser sends it: test/e2e/conference.test.ts). Here the
+      // relay Room's speaker path is called as its ActiveSpeakerObserver calls it; the rest is the real chain:
+      // relay room state -> control protocol -> hub -> client reply.
+      const carol = await createUser(hub);
+      const carolSocket = await connectUser(hub, carol);
+      try {
+        const room = roomId('speaker');
+        for (const u of [alice, bob, carol]) await relay.membership.add(room, u.userId, u.deviceId);
+        const alicePeer = `${alice.userId}:${alice.deviceId}`;
+        const first = await ok<{ activeSpeaker: unknown }>(aliceSocket, 'media:join', { roomId: room });
+        expect(first.activeSpeaker, 'nobody spoke yet').to.equal(null);
+        await ok(bobSocket, 'media:join', { roomId: room });
+        const send = await ok<{ id: string }>(aliceSocket, 'media:transport-create', { roomId: room, direction: 'send' });
+        const { producerId } = await ok<{ producerId: string }>(aliceSocket, 'media:produce', { roomId: room, transportId: send.id, kind: 'audio', rtpParameters: audioRtpParameters(7) });
+        const video = await ok<{ producerId: string }>(aliceSocket, 'media:produce', { roomId: room, transportId: send.id, kind: 'video', rtpParameters: videoRtpParameters(8) });
+
+        const relayRoom = node(await relay.service.nodeOf(room))!.room(room)!;
+        const announced = new Inbox(bobSocket).next('media:active-speaker');
+        relayRoom.setActiveSpeaker(producerId);
+        // Devices in the room hear the change...
+        expect(await announced).to.deep.equal({ roomId: room, peerId: alicePeer, userId: alice.userId });
+        // ...and one joining later, with no further change, is told in its join reply.
+        const late = await ok<{ activeSpeaker: unknown }>(carolSocket, 'media:join', { roomId: room });
+        expect(late.activeSpeaker).to.deep.equal({ peerId: alicePeer, userId: alice.userId });
+        expect((await relay.service.request(room, 'room.producers', {})).activeSpeaker).to.deep.equal({ peerId: alicePeer, producerId });
+        // A resumed join says it too (changes may have been missed while the socket was away).
+        const resumed = await ok<{ resumed: boolean; activeSpeaker: unknown }>(carolSocket, 'media:join', { roomId: room, resume: true });
+        expect(resumed).to.deep.include({ resumed: true, activeSpeaker: { peerId: alicePeer, userId: alice.userId } });
+
+        // Not a speaker: unknown ids and video tracks change nothing.
+        relayRoom.setActiveSpeaker('no-such-producer');
+        relayRoom.setActiveSpeaker(video.producerId);
+        expect((await ok<{ activeSpeaker: unknown }>(carolSocket, 'media:join', { roomId: room })).activeSpeaker).to.deep.equal({ peerId: alicePeer, userId: alice.userId });
+
+        // Once the speaker's track ends there is no current speaker to report.
+        await ok(aliceSocket, 'media:producer-close', { roomId: room, producerId });
+        expect((await ok<{ activeSpeaker: unknown }>(carolSocket, 'media:join', { roomId: room })).activeSpeaker).to.equal(null);
+        expect((await relay.service.request(room, 'room.producers', {})).activeSpeaker).to.equal(null);
+        await relay.media.closeRoom(room);
+      } finally {
+        carolSocket.close();
+      }
     });
 
     it('tells clients to rejoin when the room\'s worker dies, and the rejoin works', async () => {
