@@ -178,7 +178,7 @@ export class RelayRoom implements RelayRoomHandle {
     const joined = await this.#client.request('media:join', { roomId: this.roomId });
     if (this.#closed) return;
     // The relay announces speaker changes only: start from who speaks now, unless a newer notice came meanwhile.
-    if (false && joined.activeSpeaker && this.#speakerNotices === notices) this.#handlers.onActiveSpeaker?.(joined.activeSpeaker.userId, joined.activeSpeaker.peerId);
+    if (joined.activeSpeaker && this.#speakerNotices === notices) this.#handlers.onActiveSpeaker?.(joined.activeSpeaker.userId, joined.activeSpeaker.peerId);
     const device = this.#opts.handlerName ? new Device({ handlerName: this.#opts.handlerName }) : new Device();
     await device.load({ routerRtpCapabilities: joined.rtpCapabilities as unknown as RtpCapabilities });
     this.#device = device;
