@@ -500,11 +500,8 @@ export class CallStore {
   }
 
   /** Timers due by `now`, oldest first. */
-  async dueTimers(now: number, limit: number): Promise<{ member: string; dueAt: number }[]> {
-    const flat = await this.#redis.zrangebyscore(keys.callTimers(), '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
-    const out: { member: string; dueAt: number }[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ member: flat[i]!, dueAt: Number(flat[i + 1]) });
-    return out;
+  async dueTimers(now: number, limit: number): Promise<string[]> {
+    return this.#redis.zrangebyscore(keys.callTimers(), '-inf', now, 'LIMIT', 0, limit);
   }
 
   /** Drops a timer entry that can never fire usefully (its call is gone, or it is malformed). */

@@ -27,7 +27,7 @@ export type ConferenceState = z.infer<typeof ConferenceState>;
 export const ConferenceEndReason = z.enum(['ended_by_host', 'empty', 'max_duration']);
 export type ConferenceEndReason = z.infer<typeof ConferenceEndReason>;
 
-/** A participant's track of one kind: sending, paused (muted by them or the host), or none. */
+/** A participant's track of one kind: sending, paused (muted by them or the host), or none. conference:participants follows every change. */
 export const TrackState = z.enum(['on', 'muted', 'off']);
 export type TrackState = z.infer<typeof TrackState>;
 
@@ -187,7 +187,7 @@ export const conferenceNotices = {
       participants: z.array(ConferenceParticipant),
       invited: z.array(ConferenceInvitee),
     }),
-    description: 'The full participant list (with host, connection and track states) and ringing invitations, after every change: join, leave, host change, host mute, lost or resumed connection. Replace your list with it.',
+    description: 'The full participant list (with host, connection and track states) and ringing invitations, after every change: join, leave, host change, invitation change, lost or resumed connection, a track starting, ending, or muted/unmuted by its owner (media:producer-pause/-resume) or the host. Replace your list with it.',
   }),
   'conference:muted': notice({
     payload: z.object({ conferenceId: ConferenceId, kind: z.enum(['audio', 'video']).nullable(), by: UserId }),

@@ -1,13 +1,12 @@
 import { expect } from 'chai';
 import type { Hub } from '../../server/Hub.js';
 import { keys } from '../../server/keys.js';
-import { TestRedis } from '../support/redis.js';
-import { startTestHub, type ClientSocket } from '../support/hub.js';
+import type { ClientSocket } from '../support/hub.js';
 import { keysMentioning } from '../support/redisScan.js';
-import { connectUser, createUser, testPhone, type TestUser } from '../support/users.js';
-import { FactLog, Inbox, ack, errorCode, ok, sleep } from '../support/calls.js';
+import { createUser, testPhone, type TestUser } from '../support/users.js';
+import { ack, connectDevice, errorCode, ok, sleep, type Device, type FactLog } from '../support/calls.js';
+import { callsFixture, type CallsFixture } from '../support/fixtures.js';
 
-interface Device { user: TestUser; socket: ClientSocket; inbox: Inbox }
 interface Party { userId: string; phone: string | null; displayName: string | null }
 interface InviteAck { callId: string; role: string; state: string; glare: boolean; endReason?: string; peer: Party }
 
@@ -24,29 +23,21 @@ const mobile = () => `+447400${String((process.pid * 31 + ++mobileSeq) % 1_000_0
  */
 describe('1:1 calls: privacy', function () {
   this.timeout(20_000);
-  let redis: TestRedis;
   let hub: Hub;
   let facts: FactLog;
+  let fixture: CallsFixture | undefined;
   const open: ClientSocket[] = [];
 
   before(async () => {
-    redis = await TestRedis.start();
-    hub = await startTestHub(redis.url, { CALL_FINAL_REPORT_S: '30', DISCOVERY_NEW_NUMBERS_PER_DAY: String(QUOTA) });
-    facts = new FactLog(hub);
+    fixture = await callsFixture({ CALL_FINAL_REPORT_S: '30', DISCOVERY_NEW_NUMBERS_PER_DAY: String(QUOTA) });
+    ({ hub, facts } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
   afterEach(() => {
     for (const s of open.splice(0)) s.close();
   });
 
-  async function connect(user: TestUser): Promise<Device> {
-    const socket = await connectUser(hub, user);
-    open.push(socket);
-    return { user, socket, inbox: new Inbox(socket) };
-  }
+  const connect = (user: TestUser) => connectDevice(hub, user, open);
   const newUser = async (displayName?: string) => connect(await createUser(hub, { phone: mobile(), ...(displayName ? { displayName } : {}) }));
   const quotaUsed = async (userId: string) => Number((await hub.ctx.redis.get(keys.userQuota(userId, 'discovery'))) ?? 0);
   const byPhone = (from: Device, phone: string) => ack(from.socket, 'call:invite', { to: { phone } });

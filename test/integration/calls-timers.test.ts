@@ -1,12 +1,11 @@
 import { expect } from 'chai';
 import type { Hub } from '../../server/Hub.js';
 import type { RelayFallbackCall } from '../../server/calls/CallRelayFallback.js';
-import { TestRedis } from '../support/redis.js';
+import type { TestRedis } from '../support/redis.js';
 import { startTestHub, type ClientSocket } from '../support/hub.js';
-import { addDevice, connectUser, createUser, type TestUser } from '../support/users.js';
-import { FactLog, Inbox, candidate, errorCode, fakeSdp, ok, sleep } from '../support/calls.js';
-
-interface Device { user: TestUser; socket: ClientSocket; inbox: Inbox }
+import { addDevice, createUser, type TestUser } from '../support/users.js';
+import { FactLog, candidate, connectDevice, errorCode, fakeSdp, ok, sleep, type Device } from '../support/calls.js';
+import { callsFixture, type CallsFixture } from '../support/fixtures.js';
 
 /** Ring, connect, reconnect-grace and final-report timers, shortened to seconds. */
 describe('1:1 call timers', function () {
@@ -14,32 +13,25 @@ describe('1:1 call timers', function () {
   let redis: TestRedis;
   let hub: Hub;
   let facts: FactLog;
+  let fixture: CallsFixture | undefined;
   const open: ClientSocket[] = [];
 
   before(async () => {
-    redis = await TestRedis.start();
-    hub = await startTestHub(redis.url, {
+    fixture = await callsFixture({
       CALL_RING_TIMEOUT_S: '1',
       CALL_CONNECT_TIMEOUT_S: '1',
       CALL_RECONNECT_GRACE_S: '2',
       CALL_FINAL_REPORT_S: '1',
     });
-    facts = new FactLog(hub);
+    ({ redis, hub, facts } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
   afterEach(() => {
     for (const s of open.splice(0)) s.close();
     hub.ctx.calls?.setRelayFallback(undefined);
   });
 
-  async function connect(user: TestUser, on: Hub = hub): Promise<Device> {
-    const socket = await connectUser(on, user);
-    open.push(socket);
-    return { user, socket, inbox: new Inbox(socket) };
-  }
+  const connect = (user: TestUser, on: Hub = hub): Promise<Device> => connectDevice(on, user, open);
   const newUser = async (on: Hub = hub) => connect(await createUser(on), on);
 
   /** a calls b, b answers; optionally both report media connected at once (the connect timeout is 1 s). */

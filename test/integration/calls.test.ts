@@ -4,15 +4,14 @@ import type { Hub } from '../../server/Hub.js';
 import type { RelayFallbackCall } from '../../server/calls/CallRelayFallback.js';
 import { SDP_MAX_LENGTH } from '../../shared/protocol/calls.js';
 import { keys } from '../../server/keys.js';
-import { TestRedis } from '../support/redis.js';
 import { keysMentioning } from '../support/redisScan.js';
-import { startTestHub, type ClientSocket } from '../support/hub.js';
-import { addDevice, connectUser, createUser, type TestUser } from '../support/users.js';
-import { FactLog, Inbox, ack, candidate, errorCode, fakeSdp, ok, sleep } from '../support/calls.js';
+import type { ClientSocket } from '../support/hub.js';
+import { addDevice, createUser, type TestUser } from '../support/users.js';
+import { ack, candidate, connectDevice, errorCode, fakeSdp, ok, sleep, type Device, type FactLog } from '../support/calls.js';
+import { callsFixture, type CallsFixture } from '../support/fixtures.js';
 
 const TURN_SECRET = 'turn-secret-for-tests-0123456789';
 
-interface Device { user: TestUser; socket: ClientSocket; inbox: Inbox }
 interface InviteAck {
   callId: string; role: string; state: string; glare: boolean; endReason?: string; sdp?: string;
   candidates?: unknown[]; peer: { userId: string; phone: string | null; displayName: string | null };
@@ -22,36 +21,28 @@ interface View { callId: string; role: string; state: string; thisDevice: boolea
 
 describe('1:1 calls', function () {
   this.timeout(20_000);
-  let redis: TestRedis;
   let hub: Hub;
   let facts: FactLog;
+  let fixture: CallsFixture | undefined;
   const open: ClientSocket[] = [];
 
   before(async () => {
-    redis = await TestRedis.start();
-    hub = await startTestHub(redis.url, {
+    fixture = await callsFixture({
       CALL_FINAL_REPORT_S: '0',
       STUN_URLS: 'stun:stun.example.test:3478',
       TURN_URLS: 'turn:turn.example.test:3478?transport=udp,turns:turn.example.test:5349',
       TURN_SECRET,
       TURN_TTL_S: '300',
     });
-    facts = new FactLog(hub);
+    ({ hub, facts } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
   afterEach(() => {
     for (const s of open.splice(0)) s.close();
     hub.ctx.calls?.setRelayFallback(undefined);
   });
 
-  async function connect(user: TestUser): Promise<Device> {
-    const socket = await connectUser(hub, user);
-    open.push(socket);
-    return { user, socket, inbox: new Inbox(socket) };
-  }
+  const connect = (user: TestUser) => connectDevice(hub, user, open);
   async function newUser(displayName?: string): Promise<Device> {
     return connect(await createUser(hub, displayName ? { displayName } : {}));
   }

@@ -10,7 +10,7 @@ import { utcDay, utcMonth } from '../../server/cdr/periods.js';
 import { createLogger } from '../../server/log.js';
 import { keys } from '../../server/keys.js';
 import { TestRedis } from '../support/redis.js';
-import { spawnTracked } from '../support/processes.js';
+import { runScript } from '../support/processes.js';
 import { startTestHub } from '../support/hub.js';
 import { conferenceFacts, DISPOSITION_CASES, oneToOneFact, waitForRecords } from '../support/cdr.js';
 
@@ -19,16 +19,6 @@ const log = createLogger({ level: 'silent', name: 'test' });
 const DAY_MS = 86_400_000;
 /** Every call of this suite happens on one UTC day: yesterday, ending by 13:00. */
 const END = Math.floor(Date.now() / DAY_MS) * DAY_MS - DAY_MS + 13 * 3_600_000;
-
-/** Runs a script under tsx; resolves with its exit code and output. */
-function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnTracked(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => { stdout += c.toString(); });
-  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-}
 
 describe('CDR consumers: billing and analytics', function () {
   this.timeout(30_000);

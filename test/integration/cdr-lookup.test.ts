@@ -8,7 +8,7 @@ import { keys } from '../../server/keys.js';
 import { TestRedis } from '../support/redis.js';
 import { startTestHub } from '../support/hub.js';
 import { createUser, type TestUser } from '../support/users.js';
-import { spawnTracked } from '../support/processes.js';
+import { runScript } from '../support/processes.js';
 import { DISPOSITION_CASES, oneToOneFact, waitForRecords } from '../support/cdr.js';
 
 const SHARDS = 3;
@@ -18,16 +18,6 @@ function auditFields(entry: [string, string[]]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < entry[1].length; i += 2) out[entry[1][i]!] = entry[1][i + 1]!;
   return out;
-}
-
-/** Runs a script under tsx; resolves with its exit code and output. */
-function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnTracked(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => { stdout += c.toString(); });
-  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
 describe('CDR support lookup, audit and key rotation', function () {

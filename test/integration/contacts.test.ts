@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import type { Hub } from '../../server/Hub.js';
 import { keys } from '../../server/keys.js';
-import { TestRedis } from '../support/redis.js';
+import type { TestRedis } from '../support/redis.js';
 import { nextEvent, startTestHub } from '../support/hub.js';
-import { WebhookReceiver } from '../support/webhookReceiver.js';
+import type { WebhookReceiver } from '../support/webhookReceiver.js';
+import { identityFixture, type IdentityFixture } from '../support/fixtures.js';
 import { api, errorCode, signUp, validTestPhone, type SignedUpUser } from '../support/signup.js';
 import { connectUser } from '../support/users.js';
 import { allKeys, keyContent, keysMentioning, snapshot } from '../support/redisScan.js';
@@ -25,21 +26,13 @@ describe('contacts: address book and discovery', () => {
   let store: Redis;
   let receiver: WebhookReceiver;
   let hub: Hub;
+  let fixture: IdentityFixture | undefined;
 
   before(async () => {
-    redis = await TestRedis.start();
-    store = redis.client();
-    receiver = await WebhookReceiver.start();
-    hub = await startTestHub(redis.url, {
-      ...receiver.hubEnv(), TRUST_PROXY: 'true', OTP_RESEND_COOLDOWN_S: '0', OTP_PER_PREFIX_PER_HOUR: '100000',
-    });
+    fixture = await identityFixture({ TRUST_PROXY: 'true', OTP_RESEND_COOLDOWN_S: '0', OTP_PER_PREFIX_PER_HOUR: '100000' });
+    ({ redis, store, receiver, hub } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await receiver?.close();
-    store?.disconnect();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
 
   const put = (user: SignedUpUser, body: unknown) => api<Reply>(hub, 'PUT', '/v1/contacts', { token: user.accessToken, body });
   const patch = (user: SignedUpUser, body: unknown) => api<Reply>(hub, 'PATCH', '/v1/contacts', { token: user.accessToken, body });

@@ -3,9 +3,10 @@ import jwt from 'jsonwebtoken';
 import type { Redis } from 'ioredis';
 import type { Hub } from '../../server/Hub.js';
 import { keys } from '../../server/keys.js';
-import { TestRedis } from '../support/redis.js';
+import type { TestRedis } from '../support/redis.js';
 import { connectSocket, nextEvent, request, startTestHub } from '../support/hub.js';
-import { WebhookReceiver } from '../support/webhookReceiver.js';
+import type { WebhookReceiver } from '../support/webhookReceiver.js';
+import { identityFixture, type IdentityFixture } from '../support/fixtures.js';
 import { api, errorCode, signUp, testIp, validTestPhone } from '../support/signup.js';
 import { connectUser } from '../support/users.js';
 
@@ -15,26 +16,19 @@ describe('identity: sign-up, sessions and tokens', () => {
   let store: Redis;
   let receiver: WebhookReceiver;
   let hub: Hub;
+  let fixture: IdentityFixture | undefined;
 
   before(async () => {
-    redis = await TestRedis.start();
-    store = redis.client();
-    receiver = await WebhookReceiver.start();
-    hub = await startTestHub(redis.url, {
-      ...receiver.hubEnv(),
+    fixture = await identityFixture({
       TRUST_PROXY: 'true',
       OTP_RESEND_COOLDOWN_S: '0',
       OTP_PER_NUMBER_PER_HOUR: '50',
       OTP_PER_PREFIX_PER_HOUR: '100000',
       REFRESH_PER_SESSION_PER_HOUR: '30',
     });
+    ({ redis, store, receiver, hub } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await receiver?.close();
-    store?.disconnect();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
 
   async function sendCode(phone: string, ip = testIp()) {
     const before = receiver.codesFor(phone).length;

@@ -1,9 +1,8 @@
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import type { Hub } from '../../server/Hub.js';
-import { TestRedis } from '../support/redis.js';
-import { startTestHub } from '../support/hub.js';
-import { WebhookReceiver } from '../support/webhookReceiver.js';
+import type { WebhookReceiver } from '../support/webhookReceiver.js';
+import { identityFixture, type IdentityFixture } from '../support/fixtures.js';
 import { api, errorCode, signUp, testIp, validTestPhone, type ApiOptions } from '../support/signup.js';
 import { snapshot } from '../support/redisScan.js';
 
@@ -13,25 +12,16 @@ import { snapshot } from '../support/redisScan.js';
  * exactly as it was (and sends no code).
  */
 describe('identity: bad input', () => {
-  let redis: TestRedis;
   let store: Redis;
   let receiver: WebhookReceiver;
   let hub: Hub;
+  let fixture: IdentityFixture | undefined;
 
   before(async () => {
-    redis = await TestRedis.start();
-    store = redis.client();
-    receiver = await WebhookReceiver.start();
-    hub = await startTestHub(redis.url, {
-      ...receiver.hubEnv(), TRUST_PROXY: 'true', HTTP_BODY_LIMIT: '2048', OTP_RESEND_COOLDOWN_S: '0', PHONE_COUNTRIES: 'GB,FR,US',
-    });
+    fixture = await identityFixture({ TRUST_PROXY: 'true', HTTP_BODY_LIMIT: '2048', OTP_RESEND_COOLDOWN_S: '0', PHONE_COUNTRIES: 'GB,FR,US' });
+    ({ store, receiver, hub } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await receiver?.close();
-    store?.disconnect();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
 
   /** Calls, expects the code and status, and checks that nothing changed and nothing was sent. */
   async function refused(method: string, path: string, opts: ApiOptions, code: string, status: number): Promise<void> {

@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import type { Hub } from '../../server/Hub.js';
-import { TestRedis } from '../support/redis.js';
-import { startTestHub } from '../support/hub.js';
-import { WebhookReceiver } from '../support/webhookReceiver.js';
+import type { WebhookReceiver } from '../support/webhookReceiver.js';
+import { identityFixture, type IdentityFixture } from '../support/fixtures.js';
 import { api, errorCode, testIp, validTestPhone, type ApiResponse } from '../support/signup.js';
 
 interface LimitError { error: { code: string; retryAfter: number; details: { limit: string } } }
@@ -14,15 +13,12 @@ interface LimitError { error: { code: string; retryAfter: number; details: { lim
  * to its own numbers, IPs and prefix blocks so they do not meet.
  */
 describe('identity: rate limits', () => {
-  let redis: TestRedis;
   let receiver: WebhookReceiver;
   let hub: Hub;
+  let fixture: IdentityFixture | undefined;
 
   before(async () => {
-    redis = await TestRedis.start();
-    receiver = await WebhookReceiver.start();
-    hub = await startTestHub(redis.url, {
-      ...receiver.hubEnv(),
+    fixture = await identityFixture({
       TRUST_PROXY: 'true',
       OTP_RESEND_COOLDOWN_S: '0',
       OTP_PER_NUMBER_PER_HOUR: '2',
@@ -31,12 +27,9 @@ describe('identity: rate limits', () => {
       OTP_PREFIX_DIGITS: '6',
       OTP_VERIFY_PER_IP_PER_HOUR: '3',
     });
+    ({ receiver, hub } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await receiver?.close();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
 
   const code = (phone: string, ip: string) => api<LimitError>(hub, 'POST', '/v1/auth/code', { body: { phone }, ip });
 

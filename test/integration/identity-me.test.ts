@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import type { Hub } from '../../server/Hub.js';
 import { keys } from '../../server/keys.js';
-import { TestRedis } from '../support/redis.js';
-import { connectSocket, nextEvent, startTestHub } from '../support/hub.js';
-import { WebhookReceiver } from '../support/webhookReceiver.js';
+import { connectSocket, nextEvent } from '../support/hub.js';
+import type { WebhookReceiver } from '../support/webhookReceiver.js';
+import { identityFixture, type IdentityFixture } from '../support/fixtures.js';
 import { api, errorCode, signUp, testIp, validTestPhone, type SignedUpUser } from '../support/signup.js';
 import { connectUser } from '../support/users.js';
 import { allKeys, keysMentioning } from '../support/redisScan.js';
@@ -13,25 +13,18 @@ import type { AppError } from '../../shared/protocol/errors.js';
 
 /** Profile, devices, export, erasure and the under-13 rule, checked against what Redis holds. */
 describe('identity: profile, devices, data rights', () => {
-  let redis: TestRedis;
   let store: Redis;
   let receiver: WebhookReceiver;
   let hub: Hub;
+  let fixture: IdentityFixture | undefined;
 
   before(async () => {
-    redis = await TestRedis.start();
-    store = redis.client();
-    receiver = await WebhookReceiver.start();
-    hub = await startTestHub(redis.url, {
-      ...receiver.hubEnv(), TRUST_PROXY: 'true', OTP_RESEND_COOLDOWN_S: '0', OTP_PER_PREFIX_PER_HOUR: '100000', OTP_PER_NUMBER_PER_HOUR: '50',
+    fixture = await identityFixture({
+      TRUST_PROXY: 'true', OTP_RESEND_COOLDOWN_S: '0', OTP_PER_PREFIX_PER_HOUR: '100000', OTP_PER_NUMBER_PER_HOUR: '50',
     });
+    ({ store, receiver, hub } = fixture);
   });
-  after(async () => {
-    await hub?.close();
-    await receiver?.close();
-    store?.disconnect();
-    await redis?.stop();
-  });
+  after(() => fixture?.stop());
 
   /**
    * Everything in Redis that names the user or the keyed hash (or plain form)

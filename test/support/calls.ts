@@ -2,6 +2,7 @@ import type { Hub } from '../../server/Hub.js';
 import type { CallEndedFact } from '../../server/calls/CallEndedFact.js';
 import type { ClientSocket } from './hub.js';
 import { request } from './hub.js';
+import { connectUser, type TestUser } from './users.js';
 
 /** An acknowledgement as tests read it. */
 export type Ack = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } };
@@ -65,6 +66,16 @@ export class Inbox {
       this.#waiters.push(waiter);
     });
   }
+}
+
+/** One connected device of a test user, with everything it received. */
+export interface Device { user: TestUser; socket: ClientSocket; inbox: Inbox }
+
+/** Connects a device of `user` to `hub`; its socket goes into `open`, for the suite to close after each test. */
+export async function connectDevice(hub: Hub, user: TestUser, open: ClientSocket[]): Promise<Device> {
+  const socket = await connectUser(hub, user);
+  open.push(socket);
+  return { user, socket, inbox: new Inbox(socket) };
 }
 
 /** Collects the call-ended facts a hub emits. */

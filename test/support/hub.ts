@@ -1,8 +1,9 @@
-import { io as connect, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { Hub } from '../../server/Hub.js';
 import { createLogger } from '../../server/log.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.js';
 import { testHubConfig } from './config.js';
+import { openSocket } from './sockets.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -14,19 +15,7 @@ export async function startTestHub(redisUrl: string, overrides: Record<string, s
 
 /** A real Socket.IO client; resolves once connected, rejects with the server's error data otherwise. */
 export function connectSocket(url: string, token: string | undefined, opts: { reconnection?: boolean } = {}): Promise<ClientSocket> {
-  const socket: ClientSocket = connect(url, {
-    auth: token === undefined ? {} : { token },
-    transports: ['websocket'],
-    reconnection: opts.reconnection ?? false,
-    forceNew: true,
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err: Error & { data?: unknown }) => {
-      socket.close();
-      reject(Object.assign(new Error(err.message), { data: err.data }));
-    });
-  });
+  return openSocket(url, token === undefined ? {} : { token }, opts);
 }
 
 /** Emits a request and resolves with its acknowledgement. */

@@ -18,6 +18,16 @@ export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions = {
   return child;
 }
 
+/** Runs a script under tsx in a tracked child; resolves with its exit code and output. */
+export function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => { stdout += c.toString(); });
+  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
 /** Resolves with the first stdout line matching `pattern`; rejects if the child exits first or on timeout. */
 export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { io as connect, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { createLogger } from '../../server/log.js';
 import { loadRelayConfig, type RelayConfig } from '../../relay/config.js';
 import { RelayNode } from '../../relay/RelayNode.js';
@@ -12,6 +12,7 @@ import {
   type RelayRequestName,
   type RelayResponse,
 } from '../../shared/protocol/relayControl.js';
+import { openSocket } from './sockets.js';
 
 /** One secret for every relay and hub a test file starts, unless it asks for another. */
 export const TEST_RELAY_SECRET = randomBytes(24).toString('hex');
@@ -46,19 +47,7 @@ export type ControlSocket = Socket<RelayControlServerEvents, RelayControlClientE
 
 /** A raw control-channel client (what a hub's RelayLink does, minus retries). */
 export function connectControl(controlUrl: string, secret: string | null = TEST_RELAY_SECRET): Promise<ControlSocket> {
-  const socket: ControlSocket = connect(`${controlUrl}${RELAY_CONTROL_NAMESPACE}`, {
-    auth: secret === null ? {} : { secret, hubId: 'test' },
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err: Error & { data?: unknown }) => {
-      socket.close();
-      reject(Object.assign(new Error(err.message), { data: err.data }));
-    });
-  });
+  return openSocket(`${controlUrl}${RELAY_CONTROL_NAMESPACE}`, secret === null ? {} : { secret, hubId: 'test' });
 }
 
 /** Sends a control request and resolves with the raw ack. */
@@ -77,6 +66,14 @@ export async function controlOk<K extends RelayRequestName>(socket: ControlSocke
   if (!res.ok) throw new Error(`${name} failed: ${res.error.code} ${res.error.message}`);
   return res;
 }
+
+/** The RTCP feedback both sides of the tests offer for VP8 (a fresh copy each time). */
+const vp8Feedback = () => [
+  { type: 'nack', parameter: '' },
+  { type: 'nack', parameter: 'pli' },
+  { type: 'ccm', parameter: 'fir' },
+  { type: 'goog-remb', parameter: '' },
+];
 
 /** Realistic producer parameters (adapted from mediasoup's own test suite): Opus audio and VP8 video with RTX. */
 export function audioRtpParameters(ssrc = 11111111) {
@@ -100,12 +97,7 @@ export function videoRtpParameters(ssrc = 22222222) {
         mimeType: 'video/VP8',
         payloadType: 96,
         clockRate: 90000,
-        rtcpFeedback: [
-          { type: 'nack', parameter: '' },
-          { type: 'nack', parameter: 'pli' },
-          { type: 'ccm', parameter: 'fir' },
-          { type: 'goog-remb', parameter: '' },
-        ],
+        rtcpFeedback: vp8Feedback(),
       },
       { mimeType: 'video/rtx', payloadType: 97, clockRate: 90000, parameters: { apt: 96 } },
     ],
@@ -128,12 +120,7 @@ export function deviceRtpCapabilities() {
         kind: 'video' as const,
         preferredPayloadType: 101,
         clockRate: 90000,
-        rtcpFeedback: [
-          { type: 'nack', parameter: '' },
-          { type: 'nack', parameter: 'pli' },
-          { type: 'ccm', parameter: 'fir' },
-          { type: 'goog-remb', parameter: '' },
-        ],
+        rtcpFeedback: vp8Feedback(),
       },
       { mimeType: 'video/rtx', kind: 'video' as const, preferredPayloadType: 102, clockRate: 90000, parameters: { apt: 101 }, rtcpFeedback: [] },
     ],
