@@ -31,8 +31,8 @@
  *   SRTP out (AES_CM_128_HMAC_SHA1_80, as WebRTC egress is encrypted).
  *   A series stops once the worker's CPU passes 90 % or loss passes 1 %.
  *
- * Packets in and out come from producer/consumer getStats() (taken outside
- * the CPU window), packets at the sinks from the sinks, the worker's CPU from
+ * Packets in and out come from producer/consumer getStats() totals (read
+ * once the senders stop), packets at the sinks from the sinks, the worker's CPU from
  * getResourceUsage() deltas, this process's from process.cpuUsage() and the
  * rest of the machine's from /proc/stat.
  */
@@ -94,6 +94,10 @@ interface StepResult {
   setupSeconds: number;
   /** Over the whole step, after the senders stopped and the last packets drained: 1 − packets at the sinks ÷ (packets sent × (N−1)). */
   loss: number;
+  /** Of that: packets the worker never took in (1 − producer packets ÷ sent) ... */
+  lossIn: number;
+  /** ... and packets it took in but did not send to every consumer (1 − consumer packets ÷ (producer packets × (N−1))). */
+  lossForward: number;
 }
 
 /** One RTP packet: 12-byte header, one-byte-header extension with ssrc-audio-level, Opus-like payload. */
@@ -125,6 +129,13 @@ function udpDrops(ports: Set<number>): number {
     if (ports.has(port)) drops += Number(cols[cols.length - 1]);
   }
   return drops;
+}
+
+/** Sum of fn over items, at most 32 requests to the worker at a time. */
+async function sumInBatches<T>(items: T[], fn: (item: T) => Promise<number>): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < items.length; i += 32) total += (await Promise.all(items.slice(i, i + 32).map(fn))).reduce((a, b) => a + b, 0);
+  return total;
 }
 
 const bind = (s: UdpSocket) => new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
@@ -244,42 +255,36 @@ async function runStep(worker: ms.Worker, router: ms.Router, n: number, sinks: S
     sending = setInterval(tick, 1);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
 
-    const stats = async () => {
-      const t0 = performance.now();
-      const [ins, outs] = await Promise.all([
-        Promise.all(producers.map(async (p) => (await p.getStats()).reduce((a, s) => a + s.packetCount, 0))),
-        Promise.all(consumers.map(async (c) => (await c.getStats()).filter((s) => s.type === 'outbound-rtp').reduce((a, s) => a + s.packetCount, 0))),
-      ]);
-      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-      return { at: (t0 + performance.now()) / 2000, in: sum(ins), out: sum(outs) };
-    };
-    const statsA = await stats();
-    maxLagMs = 0;
     const sentA = sent;
     const readA = readCount;
     const dropsA = udpDrops(sinkPortSet);
+    maxLagMs = 0;
     const u0 = await usage(worker);
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     const u1 = await usage(worker);
     const dropsB = udpDrops(sinkPortSet);
     const readB = readCount;
     const sentB = sent;
-    const statsB = await stats();
     clearInterval(sending);
+    const sendSeconds = (performance.now() - start) / 1000;
     await new Promise((r) => setTimeout(r, 300));
     // Kernel sinks queue their first datagram or two instead of dropping them: at most 2 per sink are missed.
     const atSinks = sinks === 'kernel' ? udpDrops(sinkPortSet) : readCount;
+    // Totals once the worker is idle again (stats requests to a saturated worker queue behind the packets), a few at a time.
+    const [totalIn, totalOut] = [
+      await sumInBatches(producers, async (p) => (await p.getStats()).reduce((a, x) => a + x.packetCount, 0)),
+      await sumInBatches(consumers, async (c) => (await c.getStats()).filter((x) => x.type === 'outbound-rtp').reduce((a, x) => a + x.packetCount, 0)),
+    ];
 
     const wall = u1.wall - u0.wall;
-    const statsWall = statsB.at - statsA.at;
     const dropPps = (dropsB - dropsA) / wall;
     const workerCpu = (u1.worker - u0.worker) / wall;
     const benchCpu = (u1.bench - u0.bench) / wall;
     return {
       n, sinks, srtp, seconds: wall, setupSeconds,
       sentPps: (sentB - sentA) / wall,
-      inPps: (statsB.in - statsA.in) / statsWall,
-      outPps: (statsB.out - statsA.out) / statsWall,
+      inPps: totalIn / sendSeconds,
+      outPps: totalOut / sendSeconds,
       // Kernel sinks: every datagram that arrives is a drop once their tiny buffers are full.
       sinkPps: sinks === 'kernel' ? dropPps : (readB - readA) / wall,
       sinkDropPps: sinks === 'kernel' ? 0 : dropPps,
@@ -287,6 +292,8 @@ async function runStep(worker: ms.Worker, router: ms.Router, n: number, sinks: S
       others: Math.max(0, (u1.machine - u0.machine) / wall - workerCpu - benchCpu),
       maxLagMs,
       loss: Math.max(0, 1 - atSinks / (sent * (n - 1))),
+      lossIn: Math.max(0, 1 - totalIn / sent),
+      lossForward: Math.max(0, 1 - totalOut / (totalIn * (n - 1))),
     };
   } finally {
     clearInterval(sending);
@@ -327,7 +334,7 @@ async function main(): Promise<void> {
       r = await runStep(worker, router, n, sinks, srtp);
     }
     results.push(r);
-    say(`N=${n} ${sinks}${srtp ? ' srtp' : ''}: sent ${fmt(r.sentPps)} in ${fmt(r.inPps)} out ${fmt(r.outPps)} sinks ${fmt(r.sinkPps)} pkts/s (expected ${fmt(50 * n * (n - 1))}); loss ${(100 * loss(r)).toFixed(2)} %; worker CPU ${(100 * r.workerCpu).toFixed(0)} %, bench ${(100 * r.benchCpu).toFixed(0)} %, others ${r.others.toFixed(2)} cores; setup ${r.setupSeconds.toFixed(1)} s, max send lag ${r.maxLagMs.toFixed(1)} ms`);
+    say(`N=${n} ${sinks}${srtp ? ' srtp' : ''}: sent ${fmt(r.sentPps)} in ${fmt(r.inPps)} out ${fmt(r.outPps)} sinks ${fmt(r.sinkPps)} pkts/s (expected ${fmt(50 * n * (n - 1))}); loss ${(100 * loss(r)).toFixed(2)} % (in ${(100 * r.lossIn).toFixed(2)}, fwd ${(100 * r.lossForward).toFixed(2)}); worker CPU ${(100 * r.workerCpu).toFixed(0)} %, bench ${(100 * r.benchCpu).toFixed(0)} %, others ${r.others.toFixed(2)} cores; setup ${r.setupSeconds.toFixed(1)} s, max send lag ${r.maxLagMs.toFixed(1)} ms`);
     return r;
   };
   try {
@@ -351,11 +358,11 @@ async function main(): Promise<void> {
 function report(results: StepResult[], workerBin: string): void {
   const cores = cpus().length;
   const table = [
-    '| N | sinks | egress | expected out (50·N·(N−1)) | sent pkts/s | worker in pkts/s | worker out pkts/s | at sinks pkts/s | loss | worker CPU | out pkts/s per worker CPU-second | worker µs per packet out | benchmark process CPU | other processes (cores) |',
+    '| N | sinks | egress | expected out (50·N·(N−1)) | sent pkts/s | worker in pkts/s | worker out pkts/s | at sinks pkts/s | loss: total (not taken in / not forwarded) | worker CPU | out pkts/s per worker CPU-second | worker µs per packet out | benchmark process CPU | other processes (cores) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const notes = r.sinkDropPps > 0 ? ` (${fmt(r.sinkDropPps)}/s dropped unread)` : '';
-      return `| ${r.n} | ${r.sinks} | ${r.srtp ? 'SRTP' : 'RTP'} | ${fmt(50 * r.n * (r.n - 1))} | ${fmt(r.sentPps)} | ${fmt(r.inPps)} | ${fmt(r.outPps)} | ${fmt(r.sinkPps)}${notes} | ${(100 * loss(r)).toFixed(2)} % | ${(100 * r.workerCpu).toFixed(0)} % | ${fmt(r.outPps / Math.max(r.workerCpu, 1e-6))} | ${((1e6 * r.workerCpu) / Math.max(r.outPps, 1)).toFixed(2)} | ${(100 * r.benchCpu).toFixed(0)} % | ${r.others.toFixed(2)} |`;
+      return `| ${r.n} | ${r.sinks} | ${r.srtp ? 'SRTP' : 'RTP'} | ${fmt(50 * r.n * (r.n - 1))} | ${fmt(r.sentPps)} | ${fmt(r.inPps)} | ${fmt(r.outPps)} | ${fmt(r.sinkPps)}${notes} | ${(100 * loss(r)).toFixed(2)} % (${(100 * r.lossIn).toFixed(2)} / ${(100 * r.lossForward).toFixed(2)}) | ${(100 * r.workerCpu).toFixed(0)} % | ${fmt(r.outPps / Math.max(r.workerCpu, 1e-6))} | ${((1e6 * r.workerCpu) / Math.max(r.outPps, 1)).toFixed(2)} | ${(100 * r.benchCpu).toFixed(0)} % | ${r.others.toFixed(2)} |`;
     }),
   ];
   for (const line of table) say(line);
@@ -380,7 +387,7 @@ function report(results: StepResult[], workerBin: string): void {
     '',
     `Each participant sends Opus-like RTP (20 ms ptime, ${PAYLOAD_BYTES}-byte payload plus ssrc-audio-level: ${12 + 8 + PAYLOAD_BYTES} bytes per packet) from a UDP socket of the benchmark process into its own comedia PlainTransport; every other participant's receiving PlainTransport has a consumer of it and sends to one sink socket, so the room forwards 50·N·(N−1) packets/s.`,
     '"read" sinks are sockets the benchmark process reads and counts (RTP only); "kernel" sinks belong to a child process whose event loop is parked, so the kernel drops and counts every datagram (`drops` in /proc/net/udp) and no user-space CPU is spent receiving. "SRTP" egress turns on SRTP (AES_CM_128_HMAC_SHA1_80) on the receiving transports, so the worker encrypts every packet it sends, as it does for WebRTC.',
-    `Worker in/out from producer/consumer getStats() (taken outside the CPU window), worker CPU from getResourceUsage() deltas over ${SECONDS} s after ${WARMUP_MS / 1000} s of warm-up, "out pkts/s per worker CPU-second" = out rate ÷ worker CPU share (a linear extrapolation to one busy core). Loss = 1 − packets at the sinks ÷ (packets sent × (N−1)) over the whole step, counted after the senders stop and the last packets drain. A series stops at ${SATURATED_CPU * 100} % worker CPU or ${SATURATED_LOSS * 100} % loss (a step that hits either while other processes use more than ${DISTURBED_CORES} cores is run once more first). Measured, not asserted.`,
+    `Worker in/out are producer/consumer getStats() packet totals over the whole step (read after the senders stop: stats requests to a saturated worker queue behind the packets), worker CPU from getResourceUsage() deltas over ${SECONDS} s after ${WARMUP_MS / 1000} s of warm-up, "out pkts/s per worker CPU-second" = out rate ÷ worker CPU share (a linear extrapolation to one busy core). Loss = 1 − packets at the sinks ÷ (packets sent × (N−1)) over the whole step, counted after the senders stop and the last packets drain. A series stops at ${SATURATED_CPU * 100} % worker CPU or ${SATURATED_LOSS * 100} % loss (a step that hits either while other processes use more than ${DISTURBED_CORES} cores is run once more first). Measured, not asserted.`,
     `The ${cores} cores are shared by the worker, the benchmark process (senders, "read" sinks, stats) and anything else running on the machine (last column).`,
     '',
     ...table,

@@ -12,6 +12,47 @@ async function expectSpeaker(page: Page, speaker: Phone): Promise<void> {
   await participant(page, speaker.userId, '[data-speaking="true"]').waitFor({ timeout: 15_000 });
 }
 
+/**
+ * Replaces the page's microphone (Chromium's fake device, a constant-level
+ * beep) with a WebAudio signal: `speech` is a tone whose loudness swings three
+ * times a second, `silence` is nothing. mediasoup's dominant speaker detection
+ * adapts to each sender's quietest level, so a constant beep can take many
+ * seconds to count as speech; a varying level counts at once. Video, if asked
+ * for, stays the fake camera.
+ */
+async function useMicrophone(page: Page, signal: 'speech' | 'silence'): Promise<void> {
+  await page.evaluate((speech) => {
+    const devices = navigator.mediaDevices;
+    const real = devices.getUserMedia.bind(devices);
+    devices.getUserMedia = async (constraints) => {
+      const stream = await real(constraints);
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const out = ctx.createMediaStreamDestination();
+      if (speech) {
+        const tone = ctx.createOscillator();
+        tone.frequency.value = 440;
+        const loudness = ctx.createGain();
+        loudness.gain.value = 0.5;
+        const swing = ctx.createOscillator();
+        swing.frequency.value = 3;
+        const depth = ctx.createGain();
+        depth.gain.value = 0.48; // loudness swings between 0.02 and 0.98
+        swing.connect(depth).connect(loudness.gain);
+        tone.connect(loudness).connect(out);
+        tone.start();
+        swing.start();
+      }
+      for (const t of stream.getAudioTracks()) {
+        stream.removeTrack(t);
+        t.stop();
+      }
+      stream.addTrack(out.stream.getAudioTracks()[0]!);
+      return stream;
+    };
+  }, signal === 'speech');
+}
+
 /** Waits until every page highlights the same participant as the active speaker; returns that user id. */
 async function agreedSpeaker(phones: Phone[]): Promise<string> {
   const deadline = Date.now() + 15_000;
@@ -42,6 +83,7 @@ describe('e2e: three-party conference through the relay', function () {
     const started = Date.now();
     const [alice, bob, carol, dave] = await Promise.all([env.signIn('Alice'), env.signIn('Bob'), env.signIn('Carol'), env.signIn('Dave')]);
     const everyone = [alice, bob, carol];
+    for (const p of everyone) await useMicrophone(p.page, 'speech');
 
     // Alice starts a conference and invites her two contacts.
     await alice.page.getByTestId('contacts-input').fill(`Bob, ${bob.phone}\nCarol, ${carol.phone}`);
@@ -74,8 +116,9 @@ describe('e2e: three-party conference through the relay', function () {
     for (const p of everyone) await expectAudioFlowing(p.page, { streams: 2 });
     await screenshot(bob.page, 'conference-three-party');
 
-    // Everyone shows who speaks, the later joiners too (the relay picked a
-    // speaker before they came in; media:join told them).
+    // Everyone shows who speaks, the later joiners too: the relay picked a
+    // speaker (Alice, alone at first) before they came in, and voices alike
+    // do not displace her, so what they show came from their media:join reply.
     const speaker = await agreedSpeaker(everyone);
     // Only someone else talks: the others mute themselves, which everyone's
     // list shows, and the active speaker changes to the one still talking.
@@ -88,19 +131,7 @@ describe('e2e: three-party conference through the relay', function () {
     }
     // Dave joins now with a silent microphone: the speaker stays the same, so
     // no change is announced; he shows it from his media:join reply alone.
-    await dave.page.evaluate(() => {
-      const devices = navigator.mediaDevices;
-      const real = devices.getUserMedia.bind(devices);
-      devices.getUserMedia = async (constraints) => {
-        const stream = await real(constraints);
-        for (const t of stream.getAudioTracks()) {
-          stream.removeTrack(t);
-          t.stop();
-        }
-        stream.addTrack(new AudioContext().createMediaStreamDestination().stream.getAudioTracks()[0]!);
-        return stream;
-      };
-    });
+    await useMicrophone(dave.page, 'silence');
     await alice.page.getByTestId('conf-invite-input').fill(dave.phone);
     await alice.page.getByTestId('conf-invite').click();
     await dave.page.getByTestId('conf-incoming').waitFor();
