@@ -13,8 +13,8 @@ COPY scripts ./scripts
 ENV CALLHUB_CACHE_DIR=/tmp/callhub-cache
 RUN bash scripts/build-worker.sh
 COPY . .
-RUN node --import tsx scripts/build-web.ts && npm prune --omit=dev --ignore-scripts \
-    && npm install --no-save --ignore-scripts tsx
+# tsx is a runtime dependency (services run the TypeScript sources directly).
+RUN node --import tsx scripts/build-web.ts && npm prune --omit=dev --ignore-scripts
 
 FROM debian:bookworm-slim AS runtime
 # Runtime libraries the worker links against, plus Node.js from the build stage.
