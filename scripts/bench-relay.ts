@@ -5,7 +5,7 @@
  * relay/Room.ts), carrying a simulated N-party audio room. Writes the figures
  * to docs/benchmarks.md between `<!-- relay:begin -->` and `<!-- relay:end -->`.
  *
- *   node --import tsx scripts/bench-relay.ts [--steps 4,8,16,24] [--push 32,48,64,96,128]
+ *   node --import tsx scripts/bench-relay.ts [--steps 4,8,16,24] [--push 32,40,48,56,64,80,96]
  *     [--seconds 3] [--budget 100] [--no-write]
  *
  * This measures the worker's forwarding, NOT the relay node: the relay node
@@ -44,6 +44,7 @@ import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
+import { relayEnvSchema } from '../relay/config.js';
 import { ROOM_MEDIA_CODECS } from '../relay/Room.js';
 import { spawnTracked, stopProcess, waitForLine } from '../test/support/processes.js';
 import { fmt, machineCpuSeconds, machineFacts, say, today, waitForQuiet, writeBenchSection } from './lib/bench.js';
@@ -51,7 +52,7 @@ import { fmt, machineCpuSeconds, machineFacts, say, today, waitForQuiet, writeBe
 const { values: args } = parseArgs({
   options: {
     steps: { type: 'string', default: '4,8,16,24' },
-    push: { type: 'string', default: '32,48,64,96,128' },
+    push: { type: 'string', default: '32,40,48,56,64,80,96' },
     seconds: { type: 'string', default: '3' },
     budget: { type: 'string', default: '100' },
     'no-write': { type: 'boolean', default: false },
@@ -255,21 +256,16 @@ async function runStep(worker: ms.Worker, router: ms.Router, n: number, sinks: S
     sending = setInterval(tick, 1);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
 
-    const sentA = sent;
-    const readA = readCount;
-    const dropsA = udpDrops(sinkPortSet);
     maxLagMs = 0;
     const u0 = await usage(worker);
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     const u1 = await usage(worker);
-    const dropsB = udpDrops(sinkPortSet);
-    const readB = readCount;
-    const sentB = sent;
     clearInterval(sending);
     const sendSeconds = (performance.now() - start) / 1000;
     await new Promise((r) => setTimeout(r, 300));
     // Kernel sinks queue their first datagram or two instead of dropping them: at most 2 per sink are missed.
-    const atSinks = sinks === 'kernel' ? udpDrops(sinkPortSet) : readCount;
+    const drops = udpDrops(sinkPortSet);
+    const atSinks = sinks === 'kernel' ? drops : readCount;
     // Totals once the worker is idle again (stats requests to a saturated worker queue behind the packets), a few at a time.
     const [totalIn, totalOut] = [
       await sumInBatches(producers, async (p) => (await p.getStats()).reduce((a, x) => a + x.packetCount, 0)),
@@ -277,17 +273,16 @@ async function runStep(worker: ms.Worker, router: ms.Router, n: number, sinks: S
     ];
 
     const wall = u1.wall - u0.wall;
-    const dropPps = (dropsB - dropsA) / wall;
     const workerCpu = (u1.worker - u0.worker) / wall;
     const benchCpu = (u1.bench - u0.bench) / wall;
     return {
       n, sinks, srtp, seconds: wall, setupSeconds,
-      sentPps: (sentB - sentA) / wall,
+      // Counts over the whole step (a sender that fell behind catches up in a burst, which a window would cut).
+      sentPps: sent / sendSeconds,
       inPps: totalIn / sendSeconds,
       outPps: totalOut / sendSeconds,
-      // Kernel sinks: every datagram that arrives is a drop once their tiny buffers are full.
-      sinkPps: sinks === 'kernel' ? dropPps : (readB - readA) / wall,
-      sinkDropPps: sinks === 'kernel' ? 0 : dropPps,
+      sinkPps: atSinks / sendSeconds,
+      sinkDropPps: sinks === 'kernel' ? 0 : drops / sendSeconds,
       workerCpu, benchCpu,
       others: Math.max(0, (u1.machine - u0.machine) / wall - workerCpu - benchCpu),
       maxLagMs,
@@ -368,13 +363,38 @@ function report(results: StepResult[], workerBin: string): void {
   for (const line of table) say(line);
   if (args['no-write']) return;
 
-  const best = (pred: (r: StepResult) => boolean) => results.filter(pred).reduce<StepResult | undefined>((a, r) => (!a || r.outPps > a.outPps ? r : a), undefined);
-  const plain = best((r) => !r.srtp && loss(r) <= SATURATED_LOSS);
-  const srtp = best((r) => r.srtp && loss(r) <= SATURATED_LOSS);
-  const read = best((r) => r.sinks === 'read' && loss(r) <= SATURATED_LOSS);
+  const ok = (r: StepResult) => loss(r) <= SATURATED_LOSS;
+  const best = (pred: (r: StepResult) => boolean) => results.filter((r) => pred(r) && ok(r)).reduce<StepResult | undefined>((a, r) => (!a || r.outPps > a.outPps ? r : a), undefined);
+  const plain = best((r) => r.sinks === 'kernel' && !r.srtp);
+  const srtp = best((r) => r.srtp);
+  const read = best((r) => r.sinks === 'read');
+  const perCore = (r: StepResult) => r.outPps / Math.max(r.workerCpu, 1e-6);
   const describe = (r: StepResult | undefined, what: string) => (r
-    ? `${what}: ${fmt(r.outPps)} packets/s out with no more than 1 % loss at N = ${r.n}, worker at ${(100 * r.workerCpu).toFixed(0)} % of a core (≈ ${fmt(r.outPps / r.workerCpu)} packets/s per worker CPU-second if it scaled linearly)`
-    : `${what}: no step stayed under 1 % loss`);
+    ? `${what}, ${fmt(r.outPps)} packets/s out at N = ${r.n} with the worker at ${(100 * r.workerCpu).toFixed(0)} % of a core and ${(100 * loss(r)).toFixed(2)} % loss (≈ ${fmt(perCore(r))} packets/s per worker CPU-second)`
+    : `${what}, no step stayed under ${SATURATED_LOSS * 100} % loss`);
+  // Worker CPU per packet from the busier steps, where the fixed costs (timers, the observer) weigh least.
+  const usPerPacket = (pred: (r: StepResult) => boolean) => {
+    const rows = results.filter((r) => pred(r) && ok(r) && r.workerCpu > 0.2);
+    return rows.length ? rows.reduce((a, r) => a + (1e6 * r.workerCpu) / r.outPps, 0) / rows.length : undefined;
+  };
+  const usPlain = usPerPacket((r) => !r.srtp);
+  const usSrtp = usPerPacket((r) => r.srtp);
+  const benchMax = results.reduce((a, r) => Math.max(a, r.benchCpu), 0);
+  const disturbed = results.filter((r) => r.others > DISTURBED_CORES);
+  const consumersPerWorker = relayEnvSchema.shape.RELAY_CONSUMERS_PER_WORKER.parse(undefined);
+  const reading = [
+    `Best steps: ${describe(read, 'with sinks this process reads')}; ${describe(plain, 'with plain RTP out')}; ${describe(srtp, 'with SRTP out')}.`,
+    usPlain !== undefined && usSrtp !== undefined
+      ? `The worker spends about ${usPlain.toFixed(1)} µs of CPU per forwarded packet with plain RTP out and ${usSrtp.toFixed(1)} µs with SRTP out; Debian's libsrtp2, which our worker links, does its crypto through NSS (ldd shows libnss3), whereas upstream mediasoup builds libsrtp against OpenSSL, which may account for part of the SRTP cost (not measured separately).`
+      : '',
+    'REFERENCE §6 quotes ~400-500 k packets/s per core for mediasoup routing alone (in-process transports: no sockets, no SRTP) and ~75 k packets/s per busy vCPU for LiveKit\'s audio fan-out (SRTP over real sockets).',
+    'Our plain-RTP figure sits below the first because every packet here costs a sendto() on loopback, whose kernel work is charged to the worker.',
+    srtp ? `The SRTP rows are the ones to set against LiveKit's: ≈ ${fmt(perCore(srtp))} packets/s per worker CPU-second is ${(perCore(srtp) / 75_000).toFixed(1)}× its figure, but a real room adds SRTP decryption of what participants send (one per packet in, against N−1 encryptions out), transport-cc feedback and real NICs, and LiveKit's figure is for a whole server process.` : '',
+    'The per-CPU-second extrapolation only means something for the busier rows: at small N fixed costs (timers, RTCP, the speaker observer) dominate the worker\'s few percent.',
+    `The benchmark process (senders, "read" sinks) used at most ${(100 * benchMax).toFixed(0)} % of a core, ${benchMax > 0.8 ? 'so in the steps where it did it may have been the bottleneck rather than the worker' : 'so it was not the bottleneck here; it does share the cores with the worker, and the "kernel" rows take its receive cost away entirely'}.`,
+    disturbed.length ? `Other processes used more than ${DISTURBED_CORES} cores during ${disturbed.length} step(s) (last column); those rows are less reliable.` : 'No other process used a noticeable share of the machine during the steps.',
+    srtp ? `For sizing: a 16-party audio room (CONFERENCE_MAX_PARTICIPANTS default) forwards 12,000 packets/s, about ${(100 * 12_000 / perCore(srtp)).toFixed(0)} % of one worker with SRTP out by this measure; RELAY_CONSUMERS_PER_WORKER=${consumersPerWorker} audio consumers (${fmt(consumersPerWorker * 50)} packets/s) would use about ${(100 * consumersPerWorker * 50 / perCore(srtp)).toFixed(0)} %, leaving room for video consumers, which carry several times more packets each.` : '',
+  ].filter(Boolean).join(' ');
   const section = [
     '<!-- relay:begin -->',
     '## Relay: forwarding capacity of one mediasoup worker',
@@ -386,19 +406,13 @@ function report(results: StepResult[], workerBin: string): void {
     'Not exercised: the control channel, ICE and DTLS, SRTP decryption of what participants send, congestion-control feedback (no transport-cc), and anything above one worker.',
     '',
     `Each participant sends Opus-like RTP (20 ms ptime, ${PAYLOAD_BYTES}-byte payload plus ssrc-audio-level: ${12 + 8 + PAYLOAD_BYTES} bytes per packet) from a UDP socket of the benchmark process into its own comedia PlainTransport; every other participant's receiving PlainTransport has a consumer of it and sends to one sink socket, so the room forwards 50·N·(N−1) packets/s.`,
-    '"read" sinks are sockets the benchmark process reads and counts (RTP only); "kernel" sinks belong to a child process whose event loop is parked, so the kernel drops and counts every datagram (`drops` in /proc/net/udp) and no user-space CPU is spent receiving. "SRTP" egress turns on SRTP (AES_CM_128_HMAC_SHA1_80) on the receiving transports, so the worker encrypts every packet it sends, as it does for WebRTC.',
-    `Worker in/out are producer/consumer getStats() packet totals over the whole step (read after the senders stop: stats requests to a saturated worker queue behind the packets), worker CPU from getResourceUsage() deltas over ${SECONDS} s after ${WARMUP_MS / 1000} s of warm-up, "out pkts/s per worker CPU-second" = out rate ÷ worker CPU share (a linear extrapolation to one busy core). Loss = 1 − packets at the sinks ÷ (packets sent × (N−1)) over the whole step, counted after the senders stop and the last packets drain. A series stops at ${SATURATED_CPU * 100} % worker CPU or ${SATURATED_LOSS * 100} % loss (a step that hits either while other processes use more than ${DISTURBED_CORES} cores is run once more first). Measured, not asserted.`,
+    '"read" sinks are sockets the benchmark process reads and counts (RTP only); "kernel" sinks belong to a child process whose event loop is parked, so the kernel drops and counts every datagram (`drops` in /proc/net/udp; this includes the few RTCP sender reports per second per transport) and no user-space CPU is spent receiving. "SRTP" egress turns on SRTP (AES_CM_128_HMAC_SHA1_80) on the receiving transports, so the worker encrypts every packet it sends, as it does for WebRTC.',
+    `Packet rates are totals over the whole step (sending, warm-up included) ÷ its duration: sent by the senders, in/out from producer/consumer getStats() (read after the senders stop: stats requests to a saturated worker queue behind the packets), at the sinks; worker CPU from getResourceUsage() deltas over ${SECONDS} s after ${WARMUP_MS / 1000} s of warm-up, "out pkts/s per worker CPU-second" = out rate ÷ worker CPU share (a linear extrapolation to one busy core). Loss = 1 − packets at the sinks ÷ (packets sent × (N−1)) over the whole step, counted after the senders stop and the last packets drain. A series stops at ${SATURATED_CPU * 100} % worker CPU or ${SATURATED_LOSS * 100} % loss (a step that hits either while other processes use more than ${DISTURBED_CORES} cores is run once more first). Measured, not asserted.`,
     `The ${cores} cores are shared by the worker, the benchmark process (senders, "read" sinks, stats) and anything else running on the machine (last column).`,
     '',
     ...table,
     '',
-    '**Reading the figures.** ' + [
-      `${describe(read, 'With sinks this process reads')}; ${describe(plain, 'with plain RTP out')}; ${describe(srtp, 'with SRTP out')}.`,
-      'REFERENCE §6 quotes ~400-500 k packets/s per core for mediasoup routing alone (in-process transports: no sockets, no SRTP) and LiveKit ~75 k packets/s per busy vCPU for audio fan-out with SRTP over real sockets.',
-      'Our figures include a sendto() system call per packet on loopback (the kernel\'s delivery work is charged to the worker, which sits between those two references); the SRTP rows are the ones to compare with LiveKit.',
-      'With "read" sinks the benchmark process, which shares the cores, can be the bottleneck before the worker (see its CPU column and any datagrams dropped unread); the "kernel" rows remove that cost.',
-      'A 16-party audio room (our CONFERENCE_MAX_PARTICIPANTS default) forwards 12,000 packets/s, so one worker carries many such rooms; CPU, not packet count, is what relay/WorkerPool.ts should budget (RELAY_CONSUMERS_PER_WORKER).',
-    ].join(' '),
+    `**Reading the figures.** ${reading}`,
     '<!-- relay:end -->',
   ].join('\n');
   writeBenchSection('relay', section);

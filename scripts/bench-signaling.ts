@@ -232,16 +232,33 @@ async function cpuMark(hub: HubProcess, redis: Redis): Promise<CpuMark> {
 }
 
 /** % of one core used by the hub, Redis and this process, and the cores anything else on the machine used meanwhile. */
-function cpuNote(a: CpuMark, b: CpuMark): { hub: string; redis: string; bench: string; others: string } {
+interface CpuShares {
+  hub: number;
+  redis: number;
+  bench: number;
+  others: number;
+}
+
+function cpuNote(a: CpuMark, b: CpuMark): CpuShares {
   const wall = b.wall - a.wall;
-  const pct = (x: number) => `${Math.round((100 * x) / wall)} %`;
   const own = (b.hub - a.hub) + (b.redis - a.redis) + (b.bench - a.bench);
   return {
-    hub: pct(b.hub - a.hub),
-    redis: pct(b.redis - a.redis),
-    bench: pct(b.bench - a.bench),
-    others: Math.max(0, (b.machine - a.machine - own) / wall).toFixed(2),
+    hub: (b.hub - a.hub) / wall,
+    redis: (b.redis - a.redis) / wall,
+    bench: (b.bench - a.bench) / wall,
+    others: Math.max(0, (b.machine - a.machine - own) / wall),
   };
+}
+
+const pct = (x: number) => `${Math.round(100 * x)} %`;
+/** Table cells: hub, Redis, load generator (% of one core), other processes (cores). */
+const cpuCells = (c: CpuShares) => `${pct(c.hub)} | ${pct(c.redis)} | ${pct(c.bench)} | ${c.others.toFixed(2)}`;
+/** What ran out first, judged from the CPU shares. */
+function bottleneck(c: CpuShares): string {
+  if (c.hub >= 0.85) return 'the hub process was CPU-bound: one event loop on one core';
+  if (c.bench >= 0.85) return 'the load generator was CPU-bound, so the hub may have more to give';
+  if (c.hub + c.redis + c.bench + c.others >= cpus().length - 0.2) return 'the cores were full between hub, Redis, load generator and other processes';
+  return `no process was CPU-bound (hub ${pct(c.hub)}, Redis ${pct(c.redis)}, load generator ${pct(c.bench)}): the rate was bounded by round trips`;
 }
 
 /** Waits for the machine to be quiet apart from this benchmark (other work shares these cores). */
@@ -298,7 +315,7 @@ interface SetupResult {
   cycles: number[];
   errors: number;
   firstError?: string;
-  cpu: ReturnType<typeof cpuNote>;
+  cpu: CpuShares;
 }
 
 async function callSetupPhase(parties: Party[][], pairs: number, hub: HubProcess, redis: Redis): Promise<SetupResult> {
@@ -339,7 +356,7 @@ interface SignalResult {
   seconds: number;
   payloadBytes: number;
   acks: number[];
-  cpu: ReturnType<typeof cpuNote>;
+  cpu: CpuShares;
 }
 
 /** A `call:signal` candidate whose JSON is about 1 KB (the candidate string stays within its 1,024-character limit). */
@@ -393,7 +410,7 @@ interface IdleResult {
   before: NodeJS.MemoryUsage;
   after: NodeJS.MemoryUsage;
   released: NodeJS.MemoryUsage;
-  connectCpu: ReturnType<typeof cpuNote>;
+  connectCpu: CpuShares;
 }
 
 async function idlePhase(users: TestUser[], hub: HubProcess, redis: Redis): Promise<IdleResult> {
@@ -469,10 +486,10 @@ async function main(): Promise<void> {
       await quiet(hub, redis);
       const r = await callSetupPhase(parties, pairs, hub, redis);
       setups.push(r);
-      say(`call setup, ${pairs} pairs: ${r.calls} calls in ${r.seconds.toFixed(1)} s = ${(r.calls / r.seconds).toFixed(0)}/s; p50 ${pctl(r.latencies, 0.5).toFixed(1)} ms; errors ${r.errors}; CPU ${JSON.stringify(r.cpu)}`);
+      say(`call setup, ${pairs} pairs: ${r.calls} calls in ${r.seconds.toFixed(1)} s = ${(r.calls / r.seconds).toFixed(0)}/s; p50 ${pctl(r.latencies, 0.5).toFixed(1)} ms; errors ${r.errors}; CPU hub | Redis | generator | others: ${cpuCells(r.cpu)}`);
     }
     const signals = await signalPhase(parties, hub, redis);
-    say(`signals: ${signals.delivered}/${signals.sent} in ${signals.seconds.toFixed(1)} s = ${(signals.delivered / signals.seconds).toFixed(0)}/s; CPU ${JSON.stringify(signals.cpu)}`);
+    say(`signals: ${signals.delivered}/${signals.sent} in ${signals.seconds.toFixed(1)} s = ${(signals.delivered / signals.seconds).toFixed(0)}/s; CPU hub | Redis | generator | others: ${cpuCells(signals.cpu)}`);
     if (hub.problems.length) say(`hub logged ${hub.problems.length} warnings/errors; first: ${hub.problems[0]}`);
 
     report({ setups, signals, idle, atStart, redisVersion, cores, problems: hub.problems });
@@ -490,20 +507,20 @@ function report(r: { setups: SetupResult[]; signals: SignalResult; idle: IdleRes
   const setupTable = [
     '| caller/callee pairs | calls completed | seconds | calls/s | invite → accepted p50 / p95 / p99 (ms) | full cycle p50 (ms) | failed | hub CPU | Redis CPU | load generator CPU | other processes (cores) |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...r.setups.map((s) => `| ${s.pairs} | ${fmt(s.calls)} | ${s.seconds.toFixed(1)} | ${fmt(s.calls / s.seconds)} | ${[0.5, 0.95, 0.99].map((p) => pctl(s.latencies, p).toFixed(1)).join(' / ')} | ${pctl(s.cycles, 0.5).toFixed(1)} | ${s.errors}${s.firstError ? ` (${s.firstError})` : ''} | ${s.cpu.hub} | ${s.cpu.redis} | ${s.cpu.bench} | ${s.cpu.others} |`),
+    ...r.setups.map((s) => `| ${s.pairs} | ${fmt(s.calls)} | ${s.seconds.toFixed(1)} | ${fmt(s.calls / s.seconds)} | ${[0.5, 0.95, 0.99].map((p) => pctl(s.latencies, p).toFixed(1)).join(' / ')} | ${pctl(s.cycles, 0.5).toFixed(1)} | ${s.errors}${s.firstError ? ` (${s.firstError})` : ''} | ${cpuCells(s.cpu)} |`),
   ];
   const g = r.signals;
   const signalTable = [
     '| calls (sockets) | in flight per socket | payload (JSON bytes) | messages relayed | seconds | messages/s delivered | MB/s of payload | ack p50 / p99 (ms) | hub CPU | Redis CPU | load generator CPU | other processes (cores) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    `| ${g.pairs} (${2 * g.pairs}) | ${WINDOW} | ${g.payloadBytes} | ${fmt(g.delivered)} of ${fmt(g.sent)} sent | ${g.seconds.toFixed(1)} | ${fmt(g.delivered / g.seconds)} | ${((g.delivered * g.payloadBytes) / g.seconds / 1e6).toFixed(1)} | ${pctl(g.acks, 0.5).toFixed(2)} / ${pctl(g.acks, 0.99).toFixed(2)} | ${g.cpu.hub} | ${g.cpu.redis} | ${g.cpu.bench} | ${g.cpu.others} |`,
+    `| ${g.pairs} (${2 * g.pairs}) | ${WINDOW} | ${g.payloadBytes} | ${fmt(g.delivered)} of ${fmt(g.sent)} sent | ${g.seconds.toFixed(1)} | ${fmt(g.delivered / g.seconds)} | ${((g.delivered * g.payloadBytes) / g.seconds / 1e6).toFixed(1)} | ${pctl(g.acks, 0.5).toFixed(2)} / ${pctl(g.acks, 0.99).toFixed(2)} | ${cpuCells(g.cpu)} |`,
   ];
   const i = r.idle;
   const per = (f: (m: NodeJS.MemoryUsage) => number) => kb((f(i.after) - f(i.before)) / i.sockets);
   const idleTable = [
-    '| idle sockets | connect time (s) | connects/s | hub RSS before → with sockets → after they closed | RSS per socket | JS heap used per socket | external + array buffers per socket |',
-    '|---|---|---|---|---|---|---|',
-    `| ${fmt(i.sockets)} | ${i.connectSeconds.toFixed(1)} | ${fmt(i.sockets / i.connectSeconds)} (hub CPU ${i.connectCpu.hub}) | ${mib(i.before.rss)} → ${mib(i.after.rss)} → ${mib(i.released.rss)} | ${per((m) => m.rss)} | ${per((m) => m.heapUsed)} | ${per((m) => m.external + m.arrayBuffers)} |`,
+    '| idle sockets | connect time (s) | connects/s | hub RSS before → with sockets → after they closed | JS heap used before → with → after | RSS per socket | JS heap used per socket | external + array buffers per socket |',
+    '|---|---|---|---|---|---|---|---|',
+    `| ${fmt(i.sockets)} | ${i.connectSeconds.toFixed(1)} | ${fmt(i.sockets / i.connectSeconds)} (hub CPU ${pct(i.connectCpu.hub)}) | ${mib(i.before.rss)} → ${mib(i.after.rss)} → ${mib(i.released.rss)} | ${mib(i.before.heapUsed)} → ${mib(i.after.heapUsed)} → ${mib(i.released.heapUsed)} | ${per((m) => m.rss)} | ${per((m) => m.heapUsed)} | ${per((m) => m.external + m.arrayBuffers)} |`,
   ];
   for (const line of [...setupTable, '', ...signalTable, '', ...idleTable]) say(line);
   if (args['no-write']) return;
@@ -537,10 +554,10 @@ function report(r: { setups: SetupResult[]; signals: SignalResult; idle: IdleRes
     `Hub at rest after start: RSS ${mib(r.atStart.rss)}, JS heap used ${mib(r.atStart.heapUsed)}.${r.problems.length ? ` The hub logged ${r.problems.length} warnings/errors during the run.` : ' The hub logged no warnings or errors during the run.'}`,
     '',
     '**Reading the figures.** ' + [
-      `One hub process completed up to ${fmt(best.calls / best.seconds)} calls/s (${best.pairs} pairs)${one ? `; with a single pair the whole invite → accepted exchange (two requests, two notices, each through Redis state and the Redis adapter) takes ${pctl(one.latencies, 0.5).toFixed(1)} ms at the median` : ''}.`,
-      'A call is far more than a message: the invite alone reads the callee\'s profile and presence and runs a Lua script; accept, hangup and the record write add more; every notice is published through the Socket.IO Redis adapter even with one hub.',
-      `Relayed \`call:signal\` messages reached ${fmt(g.delivered / g.seconds)}/s, against ~30 k 1-KB messages/s quoted for a bare Socket.IO process (REFERENCE §6): each relayed message here is an acked request (zod validation, a Redis read of the call, the party and device checks) plus a notice published through Redis, so a lower figure is expected; the CPU columns show whether the hub or the load generator ran out first.`,
-      `An idle authenticated socket costs about ${rssPer.toFixed(1)} KB of hub RSS (${heapPer.toFixed(1)} KB of it JS heap), against ~3.5 KB for a bare \`ws\` connection: Socket.IO's socket and client objects, the engine.io WebSocket, three rooms per socket (user, device, session), the socket's data and its token-expiry timer. Kernel socket buffers are not in RSS.`,
+      `One hub process completed up to ${fmt(best.calls / best.seconds)} calls/s with ${best.pairs} pairs, where ${bottleneck(best.cpu)}${one ? `; with a single pair, invite → accepted (two requests and two notices) took ${pctl(one.latencies, 0.5).toFixed(1)} ms at the median` : ''}.`,
+      'A call costs far more than a message: before any notice goes out an invite reads both profiles and the caller\'s current call, creates the call in Redis with a script and looks up the callee\'s online devices; accept, hangup and the call record add more, and every notice goes through the Socket.IO Redis adapter even with one hub.',
+      `Relayed \`call:signal\` messages reached ${fmt(g.delivered / g.seconds)}/s, where ${bottleneck(g.cpu)}; that is ${(g.delivered / g.seconds / 30_000).toFixed(2)}× the ~30 k 1-KB messages/s quoted for a bare Socket.IO process (REFERENCE §6). Each one here is an acked request (zod validation, a Redis read of the call, party and device checks) plus a notice published through Redis, where the reference figure is a plain broadcast.`,
+      `An idle authenticated socket costs about ${rssPer.toFixed(1)} KB of hub RSS (${heapPer.toFixed(1)} KB of it JS heap), ${(rssPer / 3.5).toFixed(1)}× the ~3.5 KB quoted for a bare \`ws\` connection: on top of the WebSocket there are Socket.IO's socket and client objects, three rooms per socket (user, device, session), the socket's data and its token-expiry timer. Kernel socket buffers are not in RSS. RSS moves in allocator-sized steps and is not handed back when the sockets close; the heap figure is the steadier one, ${i.released.heapUsed <= i.before.heapUsed * 1.05 ? 'and the heap going back down after they closed shows nothing is kept per socket' : `and the heap stayed ${mib(i.released.heapUsed - i.before.heapUsed)} above its baseline after they closed`}.`,
     ].join(' '),
     '<!-- signaling:end -->',
   ].join('\n');
