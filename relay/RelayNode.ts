@@ -3,8 +3,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { types as ms } from 'mediasoup';
-import { createLogger, type Logger } from '../server/log.js';
-import { createRedis } from '../server/redis.js';
+import { createLogger, type Logger } from '../shared/runtime/log.js';
+import { createRedis } from '../shared/runtime/redis.js';
 import { AppError } from '../shared/protocol/errors.js';
 import type { NodeCounts, NodeState, RelayNotice, RelayNoticeName } from '../shared/protocol/relayControl.js';
 import type { RelayConfig } from './config.js';

@@ -1,5 +1,5 @@
 /** Relay node entry point: wiring only. */
-import { runProcess } from '../server/processMain.js';
+import { runProcess } from '../shared/runtime/processMain.js';
 import { loadRelayConfig } from './config.js';
 import { RelayNode } from './RelayNode.js';
 

@@ -29,7 +29,7 @@ import { Pseudonymizer } from '../server/cdr/Pseudonymizer.js';
 import { recordFromFact } from '../server/cdr/recordFromFact.js';
 import { Spool } from '../server/cdr/Spool.js';
 import { keys } from '../server/keys.js';
-import { createLogger } from '../server/log.js';
+import { createLogger } from '../shared/runtime/log.js';
 
 const { values: args } = parseArgs({
   options: {

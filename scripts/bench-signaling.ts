@@ -35,7 +35,7 @@ import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
 import { Hub } from '../server/Hub.js';
 import { loadHubConfig } from '../server/config.js';
-import { createLogger } from '../server/log.js';
+import { createLogger } from '../shared/runtime/log.js';
 import { testHubEnv } from '../test/support/config.js';
 import { connectSocket, type ClientSocket } from '../test/support/hub.js';
 import { ok, fakeSdp } from '../test/support/calls.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { HubConfig } from './config.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/runtime/log.js';
 import type { HubServer, SocketGateway } from './socket/SocketGateway.js';
 import type { Tokens } from './identity/Tokens.js';
 import type { Sessions } from './identity/Sessions.js';

@@ -1,7 +1,7 @@
 /** Hub process entry point: wiring only. */
 import { loadHubConfig } from './config.js';
 import { Hub } from './Hub.js';
-import { runProcess } from './processMain.js';
+import { runProcess } from '../shared/runtime/processMain.js';
 
 runProcess({
   name: 'hub',

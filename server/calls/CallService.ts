@@ -8,7 +8,7 @@ import {
 } from '../../shared/protocol/calls.js';
 import type { ServerNoticeName, ServerNotices } from '../../shared/protocol/events.js';
 import type { HubContext } from '../HubContext.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { PhoneNumbers } from '../identity/PhoneNumbers.js';
 import type { Profile } from '../identity/Accounts.js';
 import { RateLimiter } from '../identity/RateLimiter.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { DueTimers, type DueTimersOptions, type TimerCodec } from '../timers/DueTimers.js';
 import type { CallTimer } from './CallSession.js';
 import { parseTimerMember, timerMember, type CallStore } from './CallStore.js';

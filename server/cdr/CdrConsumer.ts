@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { decodeCdr, type CdrRecord } from '../../shared/cdr.js';
 import { keys } from '../keys.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { LuaScript } from '../LuaScript.js';
 import { dayEnd, utcDay, utcMonth } from './periods.js';
 

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { decodeCdr, encodeCdr, type CdrRecord } from '../../shared/cdr.js';
 import type { CallEndedFact } from '../calls/CallEndedFact.js';
 import { keys } from '../keys.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { LuaScript } from '../LuaScript.js';
 import type { Pseudonymizer } from './Pseudonymizer.js';
 import { CdrRefusedError, recordFromFact } from './recordFromFact.js';

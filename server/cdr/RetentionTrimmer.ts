@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { keys } from '../keys.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 
 export interface RetentionTrimmerOptions {
   shards: number;

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CdrRecord } from '../../shared/cdr.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 
 export interface SpoolBatch {
   records: CdrRecord[];

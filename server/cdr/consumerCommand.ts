@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../../shared/env.js';
-import { createLogger } from '../log.js';
+import { createLogger } from '../../shared/runtime/log.js';
 import { CdrConsumer, type CdrHandler } from './CdrConsumer.js';
 import { formatConsumerStats } from './CdrReports.js';
 import { parsePeriod, utcDay, utcMonth } from './periods.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { DueTimers, type DueTimersOptions, type TimerCodec } from '../timers/DueTimers.js';
 import { parseTimerMember, timerMember, type ConferenceTimer } from './Conference.js';
 import type { ConferenceStore } from './ConferenceStore.js';

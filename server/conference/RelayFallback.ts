@@ -1,7 +1,7 @@
 import type { CallEndedFact } from '../calls/CallEndedFact.js';
 import type { CallRelayFallback, RelayFallbackCall } from '../calls/CallRelayFallback.js';
 import type { HubContext } from '../HubContext.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import type { RelayServices } from '../relay/registerRelay.js';
 import { rooms } from '../socket/SocketGateway.js';
 

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { CountryCode } from 'libphonenumber-js/max';
 import { AppError } from '../../shared/protocol/errors.js';
 import type { ContactEntry, ContactsReply } from '../../shared/protocol/contacts.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { keys } from '../keys.js';
 import type { HubServer } from '../socket/SocketGateway.js';
 import { rooms } from '../socket/SocketGateway.js';

@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import { AppError } from '../../shared/protocol/errors.js';
 import { validationError } from '../socket/SocketGateway.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 
 /** Validates an HTTP body (or query) at the boundary; throws a typed error before any side effect. */
 export function parse<S extends z.ZodTypeAny>(schema: S, value: unknown): z.output<S> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { HubEvents } from '../HubEvents.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { keys } from '../keys.js';
 import { rooms, type SocketGateway } from '../socket/SocketGateway.js';
 import type { Accounts } from './Accounts.js';

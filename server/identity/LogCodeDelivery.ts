@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { maskNumber, type CodeDelivery, type CodeMessage } from './CodeDelivery.js';
 
 /**

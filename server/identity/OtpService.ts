@@ -1,7 +1,7 @@
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AppError } from '../../shared/protocol/errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { keys } from '../keys.js';
 import { CodeDeliveryError, type CodeDelivery } from './CodeDelivery.js';
 import type { PhoneHasher } from './PhoneHasher.js';

@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { CodeDeliveryError, type CodeDelivery, type CodeMessage } from './CodeDelivery.js';
 
 export interface WebhookCodeDeliveryOptions {

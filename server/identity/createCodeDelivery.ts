@@ -1,5 +1,5 @@
 import type { HubConfig } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import type { CodeDelivery } from './CodeDelivery.js';
 import { LogCodeDelivery } from './LogCodeDelivery.js';
 import { WebhookCodeDelivery } from './WebhookCodeDelivery.js';

@@ -1,6 +1,6 @@
 import type { HubContext } from '../HubContext.js';
 import type { HubSocket } from '../socket/SocketGateway.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { AppError } from '../../shared/protocol/errors.js';
 import type { MediaProducer } from '../../shared/protocol/media.js';
 import type { ProducerInfo } from '../../shared/protocol/relayControl.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { keys } from '../keys.js';
 import { AppError } from '../../shared/protocol/errors.js';
 import { RelayNodeReport } from '../../shared/protocol/relayControl.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { io as connect, type Socket } from 'socket.io-client';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { AppError, isErrorCode, type ErrorBody } from '../../shared/protocol/errors.js';
 import {
   RELAY_CONTROL_NAMESPACE,

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import { AppError } from '../../shared/protocol/errors.js';
 import type {
   NodeState,

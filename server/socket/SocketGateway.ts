@@ -9,7 +9,7 @@ import {
   type ServerToClientEvents,
 } from '../../shared/protocol/events.js';
 import type { SessionCloseReason } from '../../shared/protocol/session.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 import type { Tokens } from '../identity/Tokens.js';
 
 export interface SocketData {

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/runtime/log.js';
 
 /**
  * The shared due set of a domain: one Redis sorted set scored by due time,

@@ -7,7 +7,7 @@ import { CdrConsumer, type CdrHandler } from '../../server/cdr/CdrConsumer.js';
 import { BILLING_GROUP, BillingAggregator } from '../../server/cdr/BillingAggregator.js';
 import { ANALYTICS_GROUP, AnalyticsAggregator } from '../../server/cdr/AnalyticsAggregator.js';
 import { utcDay, utcMonth } from '../../server/cdr/periods.js';
-import { createLogger } from '../../server/log.js';
+import { createLogger } from '../../shared/runtime/log.js';
 import { keys } from '../../server/keys.js';
 import { TestRedis } from '../support/redis.js';
 import { runScript } from '../support/processes.js';

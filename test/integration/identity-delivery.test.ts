@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { AppError } from '../../shared/protocol/errors.js';
 import type { Hub } from '../../server/Hub.js';
 import { keys } from '../../server/keys.js';
-import { createLogger, type Logger } from '../../server/log.js';
+import { createLogger, type Logger } from '../../shared/runtime/log.js';
 import { CodeDeliveryError, type CodeDelivery, type CodeMessage } from '../../server/identity/CodeDelivery.js';
 import { LogCodeDelivery } from '../../server/identity/LogCodeDelivery.js';
 import { WebhookCodeDelivery } from '../../server/identity/WebhookCodeDelivery.js';

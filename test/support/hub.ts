@@ -1,6 +1,6 @@
 import type { Socket } from 'socket.io-client';
 import { Hub } from '../../server/Hub.js';
-import { createLogger } from '../../server/log.js';
+import { createLogger } from '../../shared/runtime/log.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.js';
 import { testHubConfig } from './config.js';
 import { openSocket } from './sockets.js';

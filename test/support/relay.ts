@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'socket.io-client';
-import { createLogger } from '../../server/log.js';
+import { createLogger } from '../../shared/runtime/log.js';
 import { loadRelayConfig, type RelayConfig } from '../../relay/config.js';
 import { RelayNode } from '../../relay/RelayNode.js';
 import type { AckResponse } from '../../shared/protocol/define.js';

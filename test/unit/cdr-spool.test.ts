@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CdrRecord } from '../../shared/cdr.js';
 import { Spool, SpoolLockedError } from '../../server/cdr/Spool.js';
-import { createLogger } from '../../server/log.js';
+import { createLogger } from '../../shared/runtime/log.js';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const rec = (i: number) => ({ v: '1', eventId: `e${i}`, callId: `c${i}` }) as unknown as CdrRecord;

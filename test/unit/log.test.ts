@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { createLogger } from '../../server/log.js';
+import { createLogger } from '../../shared/runtime/log.js';
 
 function capture() {
   const lines: string[] = [];

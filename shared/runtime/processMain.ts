@@ -4,7 +4,7 @@
  * scripts wait for, stop cleanly on SIGINT/SIGTERM, and log anything that
  * escaped every error boundary.
  */
-import { ConfigError } from '../shared/env.js';
+import { ConfigError } from '../env.js';
 import { createLogger, type Logger } from './log.js';
 
 export interface ServiceProcess<C extends { LOG_LEVEL: string }> {
