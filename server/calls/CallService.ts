@@ -81,6 +81,14 @@ export class CallService {
     });
   }
 
+  /**
+   * The account behind a number another feature dials (conference invites),
+   * charged to the asking user's discovery quota exactly like call:invite.
+   */
+  lookupByPhone(userId: string, e164: string): Promise<string | null> {
+    return this.#lookup.byPhone(userId, e164);
+  }
+
   get iceServers(): IceServers {
     return this.#ice;
   }

@@ -655,7 +655,7 @@ export class ConferenceService {
       const peerId = peerIdOf(p.userId, p.deviceId);
       const prof = profiles.get(p.userId) ?? null;
       return {
-        userId: p.userId, phone: prof?.phone ?? null, displayName: prof?.displayName ?? null,
+        userId: p.userId, displayName: prof?.displayName ?? null,
         host: p.userId === conf.hostId, joinedAt: p.joinedAt, connection: p.lostAt === undefined ? 'online' : 'lost',
         audio: trackState(producers, peerId, 'audio'), video: trackState(producers, peerId, 'video'),
       };
@@ -663,7 +663,7 @@ export class ConferenceService {
     const invited = conf.ringing.map((i): ConferenceInvitee => {
       const prof = profiles.get(i.userId) ?? null;
       return {
-        userId: i.userId, phone: prof?.phone ?? null, displayName: prof?.displayName ?? null,
+        userId: i.userId, displayName: prof?.displayName ?? null,
         invitedBy: i.invitedBy, invitedAt: i.invitedAt, expiresAt: i.expiresAt,
       };
     });
@@ -737,7 +737,9 @@ export class ConferenceService {
         const compact = t.phone.replace(/[\s().-]/g, '');
         const e164 = E164.safeParse(compact).success ? compact : PhoneNumbers.normaliseContact(t.phone, region);
         if (!e164) throw new AppError('PHONE_INVALID', undefined, { details: { index } });
-        uid = await this.#ctx.accounts.findByPhone(e164);
+        // Inviting by number is contact discovery through another door: charged like call:invite.
+        if (!inviter) throw new AppError('ACCOUNT_DELETED');
+        uid = await this.#ctx.calls!.lookupByPhone(inviter.userId, e164);
       }
       if (!uid) throw new AppError('CALLEE_NOT_FOUND', undefined, { details: { index } });
       if (!exclude.includes(uid) && !out.includes(uid)) out.push(uid);

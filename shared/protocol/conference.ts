@@ -34,10 +34,13 @@ export type TrackState = z.infer<typeof TrackState>;
 export const ConferenceRole = z.enum(['host', 'participant', 'invited', 'none']);
 export type ConferenceRole = z.infer<typeof ConferenceRole>;
 
+/**
+ * Participants and invitees are shown by profile name only: a conference
+ * never hands one member another member's phone number (only the person a
+ * call or invitation rings sees the caller's verified number).
+ */
 export const ConferenceParticipant = z.object({
   userId: UserId,
-  /** Verified E.164 number and profile name, as in a call. */
-  phone: E164.nullable(),
   displayName: DisplayName.nullable(),
   host: z.boolean(),
   joinedAt: z.number(),
@@ -51,7 +54,6 @@ export type ConferenceParticipant = z.infer<typeof ConferenceParticipant>;
 /** Someone whose invitation is ringing. */
 export const ConferenceInvitee = z.object({
   userId: UserId,
-  phone: E164.nullable(),
   displayName: DisplayName.nullable(),
   invitedBy: UserId,
   invitedAt: z.number(),

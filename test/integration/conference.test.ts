@@ -5,6 +5,7 @@ import type { RelayNode } from '../../relay/RelayNode.js';
 import type { CallEndedFact } from '../../server/calls/CallEndedFact.js';
 import { TestRedis } from '../support/redis.js';
 import { startTestHub, type ClientSocket } from '../support/hub.js';
+import { keys } from '../../server/keys.js';
 import { testHubEnv } from '../support/config.js';
 import { addDevice, createUser, type TestUser } from '../support/users.js';
 import { FactLog, ack, errorCode, fakeSdp, ok, sleep } from '../support/calls.js';
@@ -13,8 +14,8 @@ import {
   TEST_RELAY_SECRET, clientDtlsParameters, deviceRtpCapabilities, eventually, startTestRelay,
 } from '../support/relay.js';
 
-interface Participant { userId: string; phone: string | null; displayName: string | null; host: boolean; joinedAt: number; connection: string; audio: string; video: string }
-interface Invitee { userId: string; invitedBy: string; invitedAt: number; expiresAt: number; phone: string | null }
+interface Participant { userId: string; displayName: string | null; host: boolean; joinedAt: number; connection: string; audio: string; video: string }
+interface Invitee { userId: string; invitedBy: string; invitedAt: number; expiresAt: number }
 interface View {
   conferenceId: string; roomId: string; state: string; hostId: string; role: string; thisDevice: boolean; maxParticipants: number;
   participants: Participant[]; invited: Invitee[]; endedAt: number | null; endReason: string | null;
@@ -114,7 +115,9 @@ describe('conferences', function () {
       expect(joined.conference.participants.map((p) => p.userId)).to.deep.equal([alice.user.userId, bob.user.userId]);
       expect(joined.conference).to.include({ role: 'participant', thisDevice: true });
       const announced = await waitFor<{ participant: Participant }>(alice, 'conference:participant-joined', about(id));
-      expect(announced.participant).to.include({ userId: bob.user.userId, phone: bob.user.phone, displayName: 'Bob', host: false, connection: 'online' });
+      expect(announced.participant).to.include({ userId: bob.user.userId, displayName: 'Bob', host: false, connection: 'online' });
+      // Members never learn each other's numbers from a conference.
+      expect(JSON.stringify(announced)).not.to.contain(bob.user.phone);
       expect(await waitFor(bob2, 'conference:invite-ended', about(id))).to.deep.equal({ conferenceId: id, userId: bob.user.userId, reason: 'joined' });
       const list = await waitFor<{ participants: Participant[]; invited: Invitee[] }>(alice, 'conference:participants', (p) => p.conferenceId === id && (p.participants as unknown[]).length === 2);
       expect(list.invited.map((i) => i.userId)).to.deep.equal([carol.user.userId]);
@@ -476,6 +479,27 @@ describe('conferences', function () {
       expect(s.participants.map((p) => p.userId)).to.deep.equal([alice.user.userId]);
       expect(s.invited).to.deep.equal([]);
       await ok(alice.socket, 'conference:end', { conferenceId: id });
+    });
+  });
+
+  describe('privacy', () => {
+    it('charges inviting by number to the discovery quota, as call:invite does, and lists nobody\'s number', async () => {
+      const alice = await newUser('Alice');
+      const carol = await newUser('Carol');
+      const quota = redis.client();
+      try {
+        const used = async () => Number((await quota.get(keys.userQuota(alice.user.userId, 'discovery'))) ?? 0);
+        expect(await used()).to.equal(0);
+        const { conferenceId: id, conference } = await create(alice, { invite: [{ phone: carol.user.phone }] });
+        expect(await used()).to.equal(1);
+        expect(await errorCode(alice.socket, 'conference:invite', { conferenceId: id, invite: [{ phone: '+14155550100' }] })).to.equal('CALLEE_NOT_FOUND');
+        expect(await used(), 'a number that is nobody costs the same').to.equal(2);
+        await create(alice, { invite: [{ phone: carol.user.phone }] });
+        expect(await used(), 'a number already looked up today is free').to.equal(2);
+        expect(JSON.stringify(conference)).not.to.contain(carol.user.phone);
+      } finally {
+        quota.disconnect();
+      }
     });
   });
 

@@ -33,12 +33,16 @@ export function conferenceView(conf: Conference, me: string | undefined, contact
   const here = new Set(conf.participants.map((p) => p.userId));
   const ringing = new Set(conf.invited.map((i) => i.userId));
   const speaker = conf.participants.find((p) => p.userId === conf.activeSpeaker);
+  // The hub never hands out other members' numbers: a member without a profile
+  // name is shown under the name this user's own address book gives them.
+  const nameOf = (m: { userId: string; displayName: string | null }, fallback: string) =>
+    m.displayName ?? contacts.find((c) => c.userId === m.userId)?.name ?? fallback;
   return h('section', { testid: 'conference', class: 'conference', 'data-conference-id': conf.id, 'data-phase': conf.phase },
     h('h1', {}, 'Conference'),
     h('p', { class: 'muted' }, 'Id ', h('code', { testid: 'conf-id' }, conf.id)),
     h('p', { class: 'meta' },
       h('span', { testid: 'conf-phase', class: 'pill' }, conf.phase === 'joined' ? 'Relayed' : 'Joining…'),
-      speaker ? h('span', { testid: 'active-speaker', 'data-user-id': speaker.userId }, `Speaking: ${speaker.displayName ?? speaker.phone ?? 'someone'}`) : null),
+      speaker ? h('span', { testid: 'active-speaker', 'data-user-id': speaker.userId }, `Speaking: ${nameOf(speaker, 'someone')}`) : null),
     h('ul', { testid: 'participants', class: 'list card participants' },
       ...conf.participants.map((p) => h('li', {
         testid: 'participant',
@@ -49,7 +53,7 @@ export function conferenceView(conf: Conference, me: string | undefined, contact
         'data-host': String(p.host),
       },
       h('span', {},
-        h('strong', {}, `${p.displayName ?? p.phone ?? 'Unknown'}${p.userId === me ? ' (you)' : ''}`),
+        h('strong', {}, `${nameOf(p, 'Unknown')}${p.userId === me ? ' (you)' : ''}`),
         p.host ? h('small', { class: 'pill' }, 'host') : null,
         p.audio !== 'on' ? h('small', { class: 'muted', testid: 'participant-muted' }, ` ${TRACK_TEXT[p.audio]}`) : null,
         p.connection === 'lost' ? h('small', { class: 'muted' }, ' reconnecting…') : null),
@@ -59,7 +63,7 @@ export function conferenceView(conf: Conference, me: string | undefined, contact
           h('button', { testid: 'participant-remove', class: 'small danger', 'data-user-id': p.userId, onclick: () => actions.remove(p.userId) }, 'Remove'))
         : null)),
       ...conf.invited.map((i) => h('li', { testid: 'invitee', 'data-user-id': i.userId },
-        h('span', { class: 'muted' }, `${i.displayName ?? i.phone ?? 'Someone'} — ringing…`)))),
+        h('span', { class: 'muted' }, `${nameOf(i, 'Someone')} — ringing…`)))),
     h('div', { class: 'card' },
       h('h2', {}, 'Invite'),
       contacts.filter((c) => !here.has(c.userId)).length
