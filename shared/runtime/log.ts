@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -30,15 +31,34 @@ export function safeError(err: unknown): Record<string, unknown> | unknown {
   return out;
 }
 
+/**
+ * Account and device ids in logs are replaced by keyed pseudonyms: lines
+ * about the same user still correlate (and support, holding the key, can
+ * find a user's lines), but a log leak does not map onto accounts. Without a
+ * key the ids are blanked.
+ */
+export const PSEUDONYMISED_FIELDS = ['userId', 'callerId', 'calleeId', 'hostId', 'ownerId', 'deviceId'].flatMap((f) => [f, `*.${f}`]);
+
+export function logPseudonym(key: string, value: unknown): string {
+  return `~${createHmac('sha256', key).update(String(value)).digest('base64url').slice(0, 12)}`;
+}
+
 export function createLogger(
-  opts: { level: string; name: string; base?: Record<string, unknown> },
+  opts: { level: string; name: string; base?: Record<string, unknown>; pseudonymKey?: string },
   destination?: DestinationStream,
 ): Logger {
   return pino({
     name: opts.name,
     level: opts.level,
     base: { pid: process.pid, ...opts.base },
-    redact: { paths: REDACTED_FIELDS, censor: '[redacted]' },
+    redact: {
+      paths: [...REDACTED_FIELDS, ...PSEUDONYMISED_FIELDS],
+      censor: (value: unknown, path: string[]) => {
+        const field = path[path.length - 1] ?? '';
+        const key = opts.pseudonymKey;
+        return key && PSEUDONYMISED_FIELDS.includes(field) && value !== undefined && value !== null ? logPseudonym(key, value) : '[redacted]';
+      },
+    },
     serializers: { err: safeError, error: safeError },
     timestamp: pino.stdTimeFunctions.isoTime,
   }, destination);

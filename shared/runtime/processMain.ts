@@ -10,6 +10,8 @@ import { createLogger, type Logger } from './log.js';
 export interface ServiceProcess<C extends { LOG_LEVEL: string }> {
   name: string;
   loadConfig: () => C;
+  /** Key for the pseudonyms that replace account and device ids in logs (see log.ts). */
+  logPseudonymKey?: (config: C) => string;
   start: (config: C, log: Logger) => Promise<{ readyLine: string; close(): Promise<void> }>;
 }
 
@@ -29,7 +31,8 @@ export function runProcess<C extends { LOG_LEVEL: string }>(spec: ServiceProcess
       }
       throw err;
     }
-    const log = createLogger({ level: config.LOG_LEVEL, name: spec.name });
+    const pseudonymKey = spec.logPseudonymKey?.(config);
+    const log = createLogger({ level: config.LOG_LEVEL, name: spec.name, ...(pseudonymKey ? { pseudonymKey } : {}) });
     // A throw outside every boundary may have left state half-changed: log it
     // and exit so the supervisor restarts a clean process. A stray rejected
     // promise is one failed operation: log it and keep serving.

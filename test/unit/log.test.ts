@@ -32,4 +32,18 @@ describe('logging', () => {
     expect(lines[0]).not.to.contain('Ada');
     expect(lines[0]).not.to.contain('v=0');
   });
+
+  it('replaces account and device ids with stable keyed pseudonyms, including in child bindings', () => {
+    const lines: string[] = [];
+    const stream = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const log = createLogger({ level: 'info', name: 'hub', pseudonymKey: 'log-key' }, stream);
+    log.child({ userId: 'uSecretId1', deviceId: 'd1' }).info({ calleeId: 'uSecretId2', callId: 'c1' }, 'call created');
+    log.info({ userId: 'uSecretId1' }, 'again');
+    const [a, b] = lines.map((l) => JSON.parse(l) as Record<string, string>);
+    expect(lines.join('')).not.to.contain('uSecretId');
+    expect(a!.callId).to.equal('c1');
+    expect(a!.userId).to.match(/^~[\w-]{12}$/);
+    expect(a!.userId).to.equal(b!.userId);
+    expect(a!.calleeId).not.to.equal(a!.userId);
+  });
 });
