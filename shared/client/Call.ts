@@ -156,18 +156,24 @@ export class Call extends Emitter<CallEvents> {
     const callId = this.#requireId();
     this.#setState('answered');
     this.timings.answeredAt = Date.now();
+    // The caller may cancel (or another device answer) at any await below: an
+    // ended call builds nothing more, and accept() resolves; `ended` says why.
     try {
       await this.#openLocal();
       const direct = this.#startDirect();
+      if (!direct) return;
       let answer: string | undefined;
       if (this.#remoteSdp) answer = await direct.answer(this.#remoteSdp);
+      if (this.#isEnded()) return;
       const res = await this.#ctx.client.request('call:accept', answer ? { callId, sdp: answer, client: this.#clientInfo() } : { callId, client: this.#clientInfo() });
+      if (this.#isEnded()) return;
       if (res.iceServers.length && !this.#iceServers.length) this.#iceServers = res.iceServers;
       await this.#replayEarlySignals();
       this.#watchFirstAudio();
     } catch (err) {
-      this.#fail(err);
-      throw err;
+      const endedMeanwhile = this.#isEnded();
+      this.#fail(err); // once ended: releases what was built after the end, and reports no error
+      if (!endedMeanwhile) throw err;
     }
   }
 
@@ -265,16 +271,20 @@ export class Call extends Emitter<CallEvents> {
       this.#setState('answered');
       for (const candidate of ack.candidates ?? []) this.#earlySignals.push({ callId: ack.callId, type: 'candidate', candidate });
       const direct = this.#startDirect();
+      if (!direct) return;
       if (ack.sdp) {
         const answer = await direct.answer(ack.sdp);
+        if (this.#isEnded()) return;
         await this.#signal({ callId: ack.callId, type: 'answer', sdp: answer });
       }
+      if (this.#isEnded()) return;
       await this.#replayEarlySignals();
       this.#watchFirstAudio();
       return;
     }
     if (ack.state === 'ringing' && this.#state === 'inviting') this.#setState('ringing');
     const direct = this.#startDirect();
+    if (!direct) return;
     const offer = await direct.createOffer();
     await this.#signal({ callId: ack.callId, type: 'offer', sdp: offer });
     await this.#replayEarlySignals();
@@ -363,7 +373,9 @@ export class Call extends Emitter<CallEvents> {
       this.#stopFirstAudioWatch();
       try {
         const joiner = await this.#ctx.relay();
+        if (this.#isEnded()) return; // ended while the relay module loaded: join nothing
         const local = await this.#openLocal();
+        if (this.#isEnded()) return;
         this.#direct?.close();
         this.#direct = undefined;
         this.#media?.close();
@@ -391,7 +403,7 @@ export class Call extends Emitter<CallEvents> {
         if (this.#muted) await path.setAudioPaused?.(true);
         if (connected) await this.#onRelayConnected();
       } catch (err) {
-        this.emit('error', err);
+        if (!this.#isEnded()) this.emit('error', err);
       } finally {
         this.#moving = undefined;
       }
@@ -439,7 +451,9 @@ export class Call extends Emitter<CallEvents> {
     return this.#local;
   }
 
-  #startDirect(): DirectMedia {
+  /** The peer connection; undefined once the call ended (nothing would ever close a new one). */
+  #startDirect(): DirectMedia | undefined {
+    if (this.#state === 'ended') return undefined;
     if (this.#direct) return this.#direct;
     const local = this.#local;
     if (!local) throw new ClientError('MEDIA', 'local media is not open');
@@ -553,10 +567,27 @@ export class Call extends Emitter<CallEvents> {
   }
 
   #fail(err: unknown): void {
+    if (this.#state === 'ended') {
+      // A step still in flight when the call ended (a cancel racing accept): not the app's error,
+      // but whatever it built after #end ran must be released here.
+      this.#releaseMedia();
+      return;
+    }
     this.emit('error', err);
     const callId = this.#id;
-    if (callId && this.#state !== 'ended') void this.#ctx.client.request('call:hangup', { callId }).catch(() => undefined);
+    if (callId && !this.#isEnded()) void this.#ctx.client.request('call:hangup', { callId }).catch(() => undefined);
     this.#end('failed');
+  }
+
+  /** The state re-read after an await (TypeScript would keep a narrowing from before it). */
+  #isEnded(): boolean {
+    return this.#state === 'ended';
+  }
+
+  #releaseMedia(): void {
+    this.#media?.close();
+    this.#direct?.close();
+    this.#stopLocal();
   }
 
   #stopLocal(): void {

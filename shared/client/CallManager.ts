@@ -105,13 +105,18 @@ export class CallManager extends Emitter<CallManagerEvents> {
     this.#pending.add(call);
     try {
       await call.prepareOutgoing();
+      // Hung up while the microphone was opening: nobody should ring.
+      if (hasEnded(call)) {
+        this.#pending.delete(call);
+        return call;
+      }
       const ack = await this.#client.request('call:invite', {
         to: target,
         video: opts.video === true,
         client: { platform: this.#opts.platform, appVersion: this.#opts.appVersion },
       });
       this.#pending.delete(call);
-      if (call.state === 'ended') {
+      if (hasEnded(call)) {
         // Hung up while the invite was in flight.
         await this.#client.request('call:cancel', { callId: ack.callId }).catch(() => undefined);
         return call;
@@ -179,4 +184,9 @@ export class CallManager extends Emitter<CallManagerEvents> {
       },
     };
   }
+}
+
+/** A call's state changes across awaits; a function call keeps TypeScript from narrowing it away. */
+function hasEnded(call: Call): boolean {
+  return call.state === 'ended';
 }

@@ -63,6 +63,8 @@ export class Conference extends Emitter<ConferenceEvents> {
   #room: RelayRoomHandle | undefined;
   #streams = new Map<string, MediaStream>();
   #muted = false;
+  /** Set once by #finish: an attach still in flight checks it after every await and releases what it got. */
+  #finished = false;
   /** Who invited this device (incoming invitations). */
   readonly inviter: CallParty | undefined;
 
@@ -207,16 +209,25 @@ export class Conference extends Emitter<ConferenceEvents> {
 
   /** @internal Joined on the hub (create, join, moved, resumed): take the view and join the media. */
   async attach(view: ConferenceView): Promise<void> {
+    if (this.#finished) return;
     this.#roomId = view.roomId;
     this.#video = view.video;
     this.applyView(view);
     this.#setPhase('joining');
     try {
-      this.#local ??= await openLocalMedia(this.#ctx.env(), this.#video);
-      for (const t of this.#local.getAudioTracks()) t.enabled = !this.#muted;
+      if (!this.#local) {
+        const opened = await openLocalMedia(this.#ctx.env(), this.#video);
+        // Over while the microphone was opening (ended, removed, left), or opened by a concurrent attach:
+        // this stream is nobody's, so it must not stay live.
+        if (this.#finished || this.#local) stopTracks(opened);
+        if (this.#finished) return;
+        this.#local ??= opened;
+      }
+      const local = this.#local;
+      for (const t of local.getAudioTracks()) t.enabled = !this.#muted;
       const joiner = await this.#ctx.relay();
-      if (this.#phase === 'ended') return;
-      const room = await joiner.join(this.#ctx.client, this.#roomId, this.#local, {
+      if (this.#finished) return;
+      const room = await joiner.join(this.#ctx.client, this.#roomId, local, {
         onTrack: (track, producer) => this.#addTrack(producer.userId, track),
         onTrackEnded: (producer) => this.#removeTrack(producer.userId, producer.kind),
         onActiveSpeaker: (userId) => {
@@ -225,20 +236,20 @@ export class Conference extends Emitter<ConferenceEvents> {
         },
         onError: (err) => this.emit('error', err),
       });
-      if ((this.#phase as ConferencePhase) === 'ended') {
+      if (this.#finished) {
         room.close();
         return;
       }
       this.#room = room;
       if (this.#muted) await room.setAudioPaused(true);
+      if (this.#finished) return; // #finish closed the room
       this.#setPhase('joined');
       this.emit('participants', this.participants, this.#invited);
     } catch (err) {
+      if (this.#finished) return; // it ended meanwhile: the failure is moot, 'ended' told the app why
       this.emit('error', err);
-      if (this.#phase !== 'ended') {
-        void this.#ctx.client.request('conference:leave', { conferenceId: this.id }).catch(() => undefined);
-        this.#finish('failed');
-      }
+      void this.#ctx.client.request('conference:leave', { conferenceId: this.id }).catch(() => undefined);
+      this.#finish('failed');
       throw err;
     }
   }
@@ -304,11 +315,12 @@ export class Conference extends Emitter<ConferenceEvents> {
   }
 
   #finish(reason: ConferenceExit): void {
-    if (this.#phase === 'ended') return;
+    if (this.#finished) return;
+    this.#finished = true;
     this.#exit = reason;
     this.#room?.close();
     this.#room = undefined;
-    for (const t of this.#local?.getTracks() ?? []) t.stop();
+    if (this.#local) stopTracks(this.#local);
     for (const userId of [...this.#streams.keys()]) this.emit('streamEnded', userId);
     this.#streams.clear();
     this.#phase = 'ended';
@@ -316,4 +328,8 @@ export class Conference extends Emitter<ConferenceEvents> {
     this.emit('ended', reason);
     this.#ctx.onEnded(this);
   }
+}
+
+function stopTracks(stream: MediaStream): void {
+  for (const t of stream.getTracks()) t.stop();
 }
