@@ -26,6 +26,15 @@ export type CdrRole = (typeof CDR_ROLES)[number];
 export const CDR_MEDIA_PATHS = ['direct', 'relay', 'none'] as const;
 export const CDR_PLATFORMS = ['ios', 'android', 'web', 'desktop', 'other'] as const;
 export const CDR_ICE_TYPES = ['host', 'srflx', 'prflx', 'relay', 'other'] as const;
+/**
+ * Codec names a record may hold (RTP encoding names as WebRTC reports them,
+ * spelled as here); a client's report is matched case-insensitively, without
+ * an `audio/` or `video/` prefix, and anything else is stored as `other`.
+ */
+export const CDR_CODECS = [
+  'opus', 'PCMU', 'PCMA', 'G722', 'G729', 'iLBC', 'ISAC', 'CN', 'telephone-event', 'red', 'ulpfec', 'flexfec-03',
+  'VP8', 'VP9', 'H264', 'H265', 'AV1', 'other',
+] as const;
 
 /**
  * End reasons with their hangup cause, FreeSWITCH-style: the cause name and

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
-  CDR_ICE_TYPES, CDR_PLATFORMS, CDR_SCHEMA_VERSION, cdrRecordSchema, findPersonalData, hangupCauseOf, personalDataIn,
+  CDR_CODECS, CDR_ICE_TYPES, CDR_PLATFORMS, CDR_SCHEMA_VERSION, cdrRecordSchema, findPersonalData, hangupCauseOf, personalDataIn,
   type CdrRecord, type CdrRole,
 } from '../../shared/cdr.js';
 import type { CallEndedFact, PartyFacts } from '../calls/CallEndedFact.js';
@@ -131,18 +131,22 @@ function oneOf<T extends string>(allowed: readonly T[], value: string): T | 'oth
   return (allowed as readonly string[]).includes(value) ? (value as T) : 'other';
 }
 
-/** Digits a client could use to smuggle a number into a record. */
-const LONG_DIGIT_RUN = /\d{7,}/;
+/** `1`, `1.2`, `1.2.3.4` (1-4 digits each), optionally a `-beta.1`/`+build`-style suffix. */
+const APP_VERSION = /^\d{1,4}(\.\d{1,4}){0,3}([-+][A-Za-z0-9.]{1,16})?$/;
+/** More digits than this in one version string could carry a phone number however they are grouped. */
+const APP_VERSION_MAX_DIGITS = 6;
 
 function appVersion(value: string): string {
-  const ok = /^\d{1,4}(\.\d{1,6}){0,2}([-+][A-Za-z][A-Za-z0-9.]{0,15})?$/.test(value)
-    && !LONG_DIGIT_RUN.test(value) && findPersonalData(value) === null;
+  const digits = value.replace(/\D/g, '').length;
+  const ok = APP_VERSION.test(value) && digits <= APP_VERSION_MAX_DIGITS && findPersonalData(value) === null;
   return ok ? value : 'other';
 }
 
+const CODECS = new Map(CDR_CODECS.map((c) => [c.toLowerCase(), c]));
+
+/** A known codec name, in its usual spelling; free text (a place to smuggle digits) becomes `other`. */
 function codec(value: string): string {
-  const ok = /^[A-Za-z][A-Za-z0-9/._-]{0,31}$/.test(value) && !LONG_DIGIT_RUN.test(value) && findPersonalData(value) === null;
-  return ok ? value : 'other';
+  return CODECS.get(value.replace(/^(audio|video)\//i, '').toLowerCase()) ?? 'other';
 }
 
 function wholeMs(value: number | undefined): string | undefined {

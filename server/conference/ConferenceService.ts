@@ -435,9 +435,14 @@ export class ConferenceService {
     const now = Date.now();
     switch (timer.kind) {
       case 'fact': {
-        const raw = await this.#store.claimFact(id, timer.factId, now);
-        if (raw === null) return;
-        const pending = decodePendingFact(raw);
+        const claimed = await this.#store.claimFact(id, timer.factId, now);
+        if (claimed.status === 'unclaimed') return;
+        if (claimed.status === 'missing') {
+          // Never expected (facts outlive their due entries): a call record is lost, say so loudly.
+          this.#log.error({ conferenceId: id, factId: timer.factId }, 'conference fact claimed but missing; its call record is lost');
+          return;
+        }
+        const pending = decodePendingFact(claimed.raw);
         if (!pending) {
           this.#log.error({ conferenceId: id, factId: timer.factId }, 'dropping a malformed conference fact');
           return;

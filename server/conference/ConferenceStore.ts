@@ -17,9 +17,22 @@ import {
  * claimed (ZREM inside the claim script), so each is emitted exactly once
  * by whichever hub claims it, even if the hub that wrote it died.
  *
+ * The facts hash does not share the conference's expiry: the due entries
+ * that point into it never expire, so it keeps FACTS_RETENTION_MS from its
+ * last write (an ended conference's other keys go after the ended TTL). A
+ * fact whose hubs were all down for longer than that TTL is still there for
+ * whichever hub comes back; the hash vanishes once its last fact is claimed.
+ *
  * Every script takes the same KEYS: conference, participants, allowed,
  * ringing, everyone, due, facts.
  */
+
+/**
+ * How long pending facts wait to be claimed (from the last fact written):
+ * long enough to outlast any outage of every hub, bounded so facts nobody
+ * will ever claim (their due entry dropped by hand) do not stay forever.
+ */
+export const FACTS_RETENTION_MS = 7 * 24 * 60 * 60_000;
 
 const PRELUDE = `
 local function claim(member, now)
@@ -29,10 +42,15 @@ local function claim(member, now)
   redis.call('ZREM', KEYS[6], member)
   return true
 end
+-- The conference's own keys; not the due set (6, shared) nor the facts (7, see keepFact).
 local function touch(ttl)
-  for k = 1, 7 do
-    if k ~= 6 then redis.call('PEXPIRE', KEYS[k], ttl) end
-  end
+  for k = 1, 5 do redis.call('PEXPIRE', KEYS[k], ttl) end
+end
+-- A fact waits in the facts hash until its due entry is claimed (CLAIM_FACT).
+local function keepFact(id, factId, f, now)
+  redis.call('HSET', KEYS[7], factId, cjson.encode(f))
+  redis.call('PEXPIRE', KEYS[7], ${FACTS_RETENTION_MS})
+  redis.call('ZADD', KEYS[6], now, id .. '|fact:' .. factId)
 end
 local function leg(id, uid, p, creator, now, reason, hangupBy, relayNode)
   local role = 'participant'
@@ -41,15 +59,15 @@ local function leg(id, uid, p, creator, now, reason, hangupBy, relayNode)
   local f = { kind = 'conference-leg', id = p.legId, conferenceId = id, userId = uid, role = role,
     startedAt = p.joinedAt, endedAt = now, endReason = reason, hangupBy = hangupBy,
     platform = p.platform, appVersion = p.appVersion, relayNode = relayNode }
-  redis.call('HSET', KEYS[7], p.legId, cjson.encode(f))
-  redis.call('ZADD', KEYS[6], now, id .. '|fact:' .. p.legId)
+  keepFact(id, p.legId, f, now)
 end
 local function node(relayNode)
   if relayNode ~= '' then return relayNode end
   return redis.call('HGET', KEYS[1], 'relayNode') or nil
 end
 -- Ends the conference: a leg for every remaining participant, the
--- conference's own fact, timers and invitations dropped, keys kept for a while.
+-- conference's own fact, timers and invitations dropped, keys kept for a while
+-- (the facts keep their own, longer expiry).
 local function finish(id, now, reason, confHangup, byUser, byReason, othersReason, othersHangup, relayNode, endedTtl)
   local c = redis.call('HMGET', KEYS[1], 'creator', 'createdAt')
   relayNode = node(relayNode)
@@ -69,8 +87,7 @@ local function finish(id, now, reason, confHangup, byUser, byReason, othersReaso
   local f = { kind = 'conference', id = id, conferenceId = id, userId = c[1], role = 'host', startedAt = c[2],
     endedAt = now, endReason = 'completed', hangupBy = confHangup,
     participantCount = redis.call('SCARD', KEYS[5]), relayNode = relayNode }
-  redis.call('HSET', KEYS[7], 'conf', cjson.encode(f))
-  redis.call('ZADD', KEYS[6], now, id .. '|fact:conf')
+  keepFact(id, 'conf', f, now)
   touch(endedTtl)
   return parts, ringing
 end
@@ -253,11 +270,14 @@ return 1
 `);
 
 const CLAIM_FACT = new LuaScript(PRELUDE + `
--- ARGV: member, factId, now
-if not claim(ARGV[1], ARGV[3]) then return false end
+-- ARGV: member, factId, now. 'missing': the entry was claimed but its fact is
+-- gone (expired or deleted by hand), so it can never be emitted.
+if not claim(ARGV[1], ARGV[3]) then return {'unclaimed'} end
 local f = redis.call('HGET', KEYS[7], ARGV[2])
-if f then redis.call('HDEL', KEYS[7], ARGV[2]) end
-return f
+if not f then return {'missing'} end
+-- Removing the last fact removes the hash itself (Redis keeps no empty hash).
+redis.call('HDEL', KEYS[7], ARGV[2])
+return {'ok', f}
 `);
 
 export interface ConferenceStoreOptions {
@@ -280,6 +300,8 @@ export type LeaveResult =
   | { status: 'ok'; participant: ParticipantRecord; ended: true; ringing: string[] }
   | { status: 'revoked'; wasRinging: boolean; wasAllowed: boolean }
   | { status: 'unclaimed' | 'not_found' | 'ended' | 'not_host' | 'not_participant' | 'condition' };
+/** `missing`: the due entry was claimed but its fact had expired or been deleted; it is lost. */
+export type ClaimFactResult = { status: 'ok'; raw: string } | { status: 'unclaimed' } | { status: 'missing' };
 export type EndResult =
   | { status: 'ok'; participants: ParticipantRecord[]; ringing: string[] }
   | { status: 'unclaimed' | 'not_found' | 'ended' | 'not_host' };
@@ -421,10 +443,14 @@ export class ConferenceStore {
     return Number(await this.#runRaw(BACK, conferenceId, [conferenceId, userId, sessionId])) === 1;
   }
 
-  /** Claims a pending fact through its due timer entry: the one winner gets it. */
-  async claimFact(conferenceId: string, factId: string, now: number): Promise<string | null> {
+  /** Claims a pending fact through its due timer entry: the one winner gets it (`unclaimed`: not due, or another hub won). */
+  async claimFact(conferenceId: string, factId: string, now: number): Promise<ClaimFactResult> {
     const r = await this.#runRaw(CLAIM_FACT, conferenceId, [timerMember(conferenceId, { kind: 'fact', factId }), factId, now]);
-    return typeof r === 'string' ? r : null;
+    if (!Array.isArray(r) || typeof r[0] !== 'string') throw new Error('conference fact claim returned an unexpected value');
+    if (r[0] === 'ok' && typeof r[1] === 'string') return { status: 'ok', raw: r[1] };
+    if (r[0] === 'unclaimed') return { status: 'unclaimed' };
+    if (r[0] === 'missing') return { status: 'missing' };
+    throw new Error('conference fact claim returned an unexpected value');
   }
 
   /** Removes a conference that never got going (the 1:1 call it was to replace ended meanwhile). */

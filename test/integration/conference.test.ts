@@ -1,12 +1,16 @@
 import { expect } from 'chai';
-import type { Hub } from '../../server/Hub.js';
+import { Hub } from '../../server/Hub.js';
 import type { RelayServices } from '../../server/relay/registerRelay.js';
 import type { RelayNode } from '../../relay/RelayNode.js';
 import type { CallEndedFact } from '../../server/calls/CallEndedFact.js';
 import { TestRedis } from '../support/redis.js';
 import { startTestHub, type ClientSocket } from '../support/hub.js';
+import type { Redis } from 'ioredis';
 import { keys } from '../../server/keys.js';
-import { testHubEnv } from '../support/config.js';
+import { newConferenceId } from '../../server/conference/Conference.js';
+import { ConferenceStore, FACTS_RETENTION_MS } from '../../server/conference/ConferenceStore.js';
+import { createLogger } from '../../shared/runtime/log.js';
+import { testHubConfig, testHubEnv } from '../support/config.js';
 import { addDevice, createUser, type TestUser } from '../support/users.js';
 import { FactLog, ack, errorCode, fakeSdp, ok, sleep } from '../support/calls.js';
 import { about, connectDevice, received, sendAudio, waitFor, type Device } from '../support/conference.js';
@@ -542,6 +546,78 @@ describe('conferences', function () {
       expect(await errorCode(alice.socket, 'media:consume', { roomId: other.conferenceId, transportId: recv.id, producerId: elsewhere.producerId, rtpCapabilities: deviceRtpCapabilities() })).to.equal('NOT_IN_ROOM');
       await ok(alice.socket, 'conference:end', { conferenceId: id });
       await ok(bob.socket, 'conference:end', { conferenceId: other.conferenceId });
+    });
+  });
+
+  describe('call records across an outage of every hub', () => {
+    /** ConferenceService's ENDED_RETENTION_MS: how long an ended conference's state stays. */
+    const ENDED_RETENTION_MS = 10 * 60_000;
+    let quiet: TestRedis | undefined;
+    let late: Hub | undefined;
+    let redisClient: Redis | undefined;
+    after(async () => {
+      await late?.close();
+      redisClient?.disconnect();
+      await quiet?.stop();
+    });
+
+    it('still emits each pending fact exactly once after the ended conference\'s state expired, and logs a fact that is gone', async () => {
+      // A Redis no hub watches yet: every hub is down while the conference ends.
+      quiet = await TestRedis.start();
+      const r = redisClient = quiet.client();
+      const store = new ConferenceStore(r, { activeTtlMs: 60_000, endedTtlMs: ENDED_RETENTION_MS });
+      const id = newConferenceId();
+      const t0 = Date.now() - 60_000;
+      const party = (userId: string) => ({ userId, sessionId: `s-${userId}`, deviceId: `d-${userId}`, platform: 'web', appVersion: '1.0.0' });
+      expect(await store.create({
+        conferenceId: id, now: t0, hostId: 'uHostOutage01', video: false, max: 4, fromCallId: undefined, maxDueAt: t0 + 3_600_000,
+        relayNode: 'relay-x', participants: [party('uHostOutage01'), party('uPartOutage02')],
+      })).to.equal('ok');
+      const left = await store.leave(id, { userId: 'uPartOutage02', now: t0 + 1000, mode: 'leave', legReason: 'completed', legHangupBy: 'self', relayNode: '' });
+      expect(left).to.include({ status: 'ok', ended: false });
+      const ended = await store.end(id, {
+        now: t0 + 2000, reason: 'ended_by_host', confHangup: 'host', byUser: 'uHostOutage01', byReason: 'completed',
+        othersReason: 'conference_ended', othersHangup: 'host', relayNode: '',
+      });
+      expect(ended.status).to.equal('ok');
+
+      // The facts outlive the ended conference's state.
+      const stateKeys = await r.keys(`${keys.conference(id)}*`);
+      expect(stateKeys).to.include(keys.conferenceFacts(id));
+      expect(await r.pttl(keys.conferenceFacts(id))).to.be.greaterThan(ENDED_RETENTION_MS).and.at.most(FACTS_RETENTION_MS);
+      expect(await r.pttl(keys.conference(id))).to.be.within(1, ENDED_RETENTION_MS);
+      // The retention passes: every key it bounds goes, as its TTL would make it.
+      let expired = 0;
+      for (const k of stateKeys) {
+        if ((await r.pttl(k)) <= ENDED_RETENTION_MS) expired += await r.del(k);
+      }
+      expect(expired).to.be.at.least(3);
+      expect(await r.exists(keys.conference(id))).to.equal(0);
+      expect(await r.zrangebyscore(keys.conferenceTimers(), '-inf', '+inf')).to.have.members([`${id}|fact:${id}-L1`, `${id}|fact:${id}-L2`, `${id}|fact:conf`]);
+
+      // A due entry whose fact is gone (deleted by hand): claimed, and said loudly.
+      const gone = newConferenceId();
+      await r.zadd(keys.conferenceTimers(), t0, `${gone}|fact:${gone}-L1`);
+
+      // A hub comes back and claims everything pending.
+      const lines: string[] = [];
+      late = await Hub.start(testHubConfig(quiet.url), { log: createLogger({ level: 'info', name: 'hub' }, { write: (l: string) => void lines.push(l) }) });
+      const log = new FactLog(late);
+      const mine = () => log.facts.filter((f) => f.callId === id || f.parentId === id);
+      await eventually(() => mine().length >= 3, 'the pending facts');
+      const missing = await eventually(() => lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.msg === 'conference fact claimed but missing; its call record is lost'), 'the missing-fact error');
+      expect(missing).to.include({ level: 50, conferenceId: gone, factId: `${gone}-L1` });
+      await sleep(1500); // more scans: nothing is emitted twice
+      expect(mine().map((f) => [f.callId, f.kind, f.endReason, f.parties[0]!.userId]).sort()).to.deep.equal([
+        [id, 'conference', 'completed', 'uHostOutage01'],
+        [`${id}-L1`, 'conference-leg', 'completed', 'uHostOutage01'],
+        [`${id}-L2`, 'conference-leg', 'completed', 'uPartOutage02'],
+      ].sort());
+      expect(log.facts.filter((f) => f.callId.startsWith(gone))).to.deep.equal([]);
+      // Nothing left behind: the facts hash went with its last fact, every due entry was consumed.
+      expect(await r.exists(keys.conferenceFacts(id))).to.equal(0);
+      expect(await r.zcard(keys.conferenceTimers())).to.equal(0);
     });
   });
 

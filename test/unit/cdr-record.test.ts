@@ -120,6 +120,33 @@ describe('call record schema and building', () => {
     expect(sanitized).to.include.members(['relayNode', 'caller.platform', 'caller.appVersion']);
   });
 
+  it('stores no digits a number could hide in: app versions are short version strings, codecs known names', () => {
+    const withClient = (appVersion: string, codec: string) => {
+      const fact = oneToOneFact(caller, callee, DISPOSITION_CASES[0]!);
+      fact.parties[0]!.appVersion = appVersion;
+      fact.parties[0]!.quality!.codec = codec;
+      return recordFromFact(fact, pseudonymizer);
+    };
+    // A UK mobile number split so no run is 7 digits long and there is no '+'.
+    for (const [appVersion, codec] of [['447.700900.123', 'opus.447700.900123'], ['447.7009.0012.3', 'opus-447700900123'], ['1.2.3-a4477009', 'VP8.4477009001']] as const) {
+      const { record, sanitized } = withClient(appVersion, codec);
+      expect(record['caller.appVersion'], appVersion).to.equal('other');
+      expect(record['caller.codec'], codec).to.equal('other');
+      expect(sanitized).to.include.members(['caller.appVersion', 'caller.codec']);
+      expect(JSON.stringify(record)).not.to.match(/447/);
+    }
+    // Ordinary values are kept; codecs in their usual spelling, whatever the client's case or MIME prefix.
+    for (const [appVersion, codec, stored] of [['2.4.1', 'opus', 'opus'], ['10.0', 'audio/opus', 'opus'], ['1.2.300.4', 'pcmu', 'PCMU'],
+      ['2.3.0-beta.1', 'video/vp9', 'VP9'], ['3', 'h264', 'H264'], ['1.0.0+build.7', 'AV1', 'AV1']] as const) {
+      const { record } = withClient(appVersion, codec);
+      expect(record['caller.appVersion'], appVersion).to.equal(appVersion);
+      expect(record['caller.codec'], codec).to.equal(stored);
+    }
+    // More than 6 digits in all, groups beyond the version shape, or an address shape are not a version.
+    for (const v of ['1234.567', '1.2.3.4.5', '1234567', '1.0-', 'v1.0', '1.0 beta', '10.0.0.7']) expect(withClient(v, 'opus').record['caller.appVersion'], v).to.equal('other');
+    for (const c of ['opus2', 'x-opus', 'speex', 'G.711', '']) expect(withClient('1.0', c).record['caller.codec'], c).to.equal('other');
+  });
+
   it('refuses undecodable stream entries with the reasons', () => {
     const { record } = recordFromFact(oneToOneFact(caller, callee, DISPOSITION_CASES[0]!), pseudonymizer);
     expect(() => decodeCdr({ ...(record as unknown as Record<string, string>), v: '999' })).to.throw(CdrDecodeError, /v/);
