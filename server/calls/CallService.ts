@@ -490,7 +490,8 @@ export class CallService {
     const now = Date.now();
     if (timer === 'fact') {
       const call = await this.#store.claimFact(callId, now);
-      if (call) this.#emitFact(call);
+      if (call === 'missing') this.#log.error({ callId }, 'call fact claimed but the ended call had expired; its call record is lost');
+      else if (call) this.#emitFact(call);
       return;
     }
     const call = await this.#store.get(callId);

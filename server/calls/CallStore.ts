@@ -232,6 +232,8 @@ const CLAIM_FACT = new LuaScript(CLAIM + `
 -- KEYS: call, due. ARGV: member, now
 if not claim(KEYS[2], ARGV[1], ARGV[2]) then return {'unclaimed'} end
 local c = redis.call('HMGET', KEYS[1], 'state', 'factAt')
+-- Claimed, but the call's hash expired first (no hub ran for the whole ended retention): the record is lost.
+if not c[1] then return {'missing'} end
 if c[1] ~= 'ended' or c[2] then return {'gone'} end
 redis.call('HSET', KEYS[1], 'factAt', ARGV[2])
 local out = redis.call('HGETALL', KEYS[1])
@@ -467,9 +469,14 @@ export class CallStore {
     return out;
   }
 
-  /** Claims the fact timer of an ended call; the one winner gets the final record. */
-  async claimFact(callId: string, now: number): Promise<CallRecord | null> {
+  /**
+   * Claims the fact timer of an ended call; the one winner gets the final
+   * record. `missing`: this hub won the claim but the call's hash had already
+   * expired, so its record cannot be written (the caller logs it).
+   */
+  async claimFact(callId: string, now: number): Promise<CallRecord | 'missing' | null> {
     const res = (await CLAIM_FACT.run(this.#redis, [keys.call(callId), keys.callTimers()], [timerMember(callId, 'fact'), now])) as string[];
+    if (res[0] === 'missing') return 'missing';
     if (res[0] !== 'ok') return null;
     return decodeCallFromFlat(callId, res.slice(1));
   }
