@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { notice, request } from './define.js';
-import { CallId, DisplayName, E164, Empty, Id, RoomId, UserId } from './common.js';
+import { CallId, DisplayName, Empty, Id, RoomId, UserId } from './common.js';
 import { CallParty, CallTarget, ClientInfo } from './calls.js';
 
 /**

@@ -121,15 +121,18 @@ describe('hub foundation', () => {
     try {
       const { token } = shortHub.ctx.tokens.issue({ userId: 'u-exp', sessionId: session.sessionId, deviceId: 'dev1' });
       const socket = await connectSocket(shortHub.url, token);
-      // Pretend the token is about to lapse by refreshing with a token that expires in 1 s.
+      // Pretend the token is about to lapse by refreshing with one that expires within 1-2 s
+      // (exp has one-second resolution: 2 keeps it valid when the refresh is checked).
       const jwt = (await import('jsonwebtoken')).default;
       const soon = jwt.sign({ sid: session.sessionId, did: 'dev1' }, hub.ctx.config.JWT_KEYS.get('k1')!, {
-        keyid: 'k1', subject: 'u-exp', issuer: 'callhub', audience: 'callhub-clients', expiresIn: 1,
+        keyid: 'k1', subject: 'u-exp', issuer: 'callhub', audience: 'callhub-clients', expiresIn: 2,
       });
+      // Listen first: JWT expiry has one-second resolution, so the token may lapse a
+      // few ms after the refresh is acked, and both packets can arrive in one read.
+      const closing = new Promise<{ reason: string }>((resolve) => socket.once('session:closing', resolve));
       const refreshed = await request<{ ok: boolean }>(socket, 'session:refresh', { accessToken: soon });
       expect(refreshed.ok).to.equal(true);
-      const closing = await new Promise<{ reason: string }>((resolve) => socket.once('session:closing', resolve));
-      expect(closing.reason).to.equal('token_expired');
+      expect((await closing).reason).to.equal('token_expired');
       socket.close();
     } finally {
       await shortHub.close();
