@@ -63,6 +63,17 @@ describe('client SDK races (cancel or end while media is being set up)', functio
     return { client, errors };
   }
 
+  /** A raw-socket caller rings the SDK user `b`; the incoming Call with its reported errors. */
+  async function ringing(b: CallhubClient) {
+    const caller = await rawUser();
+    const incoming = b.calls.next('incoming', 5000);
+    const { callId } = await ok<{ callId: string }>(caller.socket, 'call:invite', { to: { userId: b.userId }, sdp: fakeSdp() });
+    const [call] = await incoming;
+    const errors: unknown[] = [];
+    call.on('error', (e) => errors.push(e));
+    return { caller, callId, call, errors };
+  }
+
   /** An invitation rings on `b`; it starts joining and waits for the microphone. */
   async function joiningConference(host: Device, b: CallhubClient, browser: FakeBrowser): Promise<{ conf: Conference; joining: Promise<unknown>; conferenceId: string; errors: unknown[] }> {
     const incoming = b.conferences.next('incoming', 5000);
@@ -120,12 +131,7 @@ describe('client SDK races (cancel or end while media is being set up)', functio
   it('builds no peer connection and reports no error when the caller cancels while the callee opens its microphone', async () => {
     const browser = new FakeBrowser();
     const { client: b } = await sdkUser(browser);
-    const caller = await rawUser();
-    const incoming = b.calls.next('incoming', 5000);
-    const { callId } = await ok<{ callId: string }>(caller.socket, 'call:invite', { to: { userId: b.userId }, sdp: fakeSdp() });
-    const [call] = await incoming;
-    const errors: unknown[] = [];
-    call.on('error', (e) => errors.push(e));
+    const { caller, callId, call, errors } = await ringing(b);
     const accepting = call.accept().then(() => 'resolved', (e: unknown) => e);
     await eventually(() => browser.pendingMedia === 1, 'getUserMedia to be called');
 
@@ -144,12 +150,7 @@ describe('client SDK races (cancel or end while media is being set up)', functio
   it('closes the peer connection and reports no error when the call ends while the answer is being made', async () => {
     const browser = new FakeBrowser();
     const { client: b } = await sdkUser(browser);
-    const caller = await rawUser();
-    const incoming = b.calls.next('incoming', 5000);
-    const { callId } = await ok<{ callId: string }>(caller.socket, 'call:invite', { to: { userId: b.userId }, sdp: fakeSdp() });
-    const [call] = await incoming;
-    const errors: unknown[] = [];
-    call.on('error', (e) => errors.push(e));
+    const { caller, callId, call, errors } = await ringing(b);
     browser.holdAnswers = true;
     const accepting = call.accept().then(() => 'resolved', (e: unknown) => e);
     browser.grantMedia();
@@ -176,12 +177,7 @@ describe('client SDK races (cancel or end while media is being set up)', functio
       const real = (await import('../../shared/client/RelayMedia.js')).relayJoiner();
       return { join: (...args) => { joins += 1; return real.join(...args); } };
     });
-    const caller = await rawUser();
-    const incoming = b.calls.next('incoming', 5000);
-    const { callId } = await ok<{ callId: string }>(caller.socket, 'call:invite', { to: { userId: b.userId }, sdp: fakeSdp() });
-    const [call] = await incoming;
-    const errors: unknown[] = [];
-    call.on('error', (e) => errors.push(e));
+    const { caller, callId, call, errors } = await ringing(b);
     const accepting = call.accept();
     browser.grantMedia();
     await accepting;
